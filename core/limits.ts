@@ -1,0 +1,49 @@
+/**
+ * Every limit of the daemon and its clients, named once. Relations between them are asserted by
+ * `checkLimits()` (called by the daemon at start and by the tests).
+ *
+ * @module
+ */
+
+import { assert } from "./assert.ts";
+import {
+  SD_CLUSTER_INFO_SIZE,
+  SD_INODE_SIZE,
+  SD_MAX_EVENT_BUF_SIZE,
+  SD_VDI_BITMAP_SIZE,
+} from "./proto/constants.ts";
+
+/** Largest data object size (block_size_shift 31 is QEMU's cap; we allow up to 2^26 = 64 MiB). */
+export const MAX_BLOCK_SIZE_SHIFT = 26;
+/** Smallest block size shift accepted (QEMU allows 20). */
+export const MIN_BLOCK_SIZE_SHIFT = 20;
+/** Largest object of any kind: the full inode. */
+export const MAX_OBJECT_SIZE = SD_INODE_SIZE;
+/**
+ * Largest data_length accepted in a request (payload or wanted reply). Above it the connection is
+ * closed before anything is allocated. Must fit the biggest legitimate reply: cluster_info,
+ * a whole inode, the 2 MiB VDI bitmap, a full object.
+ */
+export const MAX_REQUEST_DATA = 64 * 1024 * 1024;
+/** Requests in flight on one connection; further reads pause until replies drain. */
+export const MAX_INFLIGHT_PER_CONNECTION = 128;
+/** Concurrent client connections per sheep. */
+export const MAX_CONNECTIONS = 4096;
+/** Idle pooled peer connections kept per remote sheep. */
+export const PEER_POOL_SIZE = 4;
+/** A cluster event (cluster op message) fits in this many bytes. */
+export const MAX_EVENT_SIZE = SD_MAX_EVENT_BUF_SIZE;
+/** How long a peer or dog request may take before the caller gives up (ms). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** How long connecting to a sheep may take (ms). */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+/** Asserts the relations between limits. */
+export function checkLimits(): void {
+  assert(MAX_REQUEST_DATA >= MAX_OBJECT_SIZE, "a request must hold a whole inode");
+  assert(MAX_REQUEST_DATA >= SD_CLUSTER_INFO_SIZE, "a reply must hold cluster_info");
+  assert(MAX_REQUEST_DATA >= SD_VDI_BITMAP_SIZE, "a reply must hold the VDI bitmap");
+  assert(MAX_REQUEST_DATA >= 1 << MAX_BLOCK_SIZE_SHIFT, "a request must hold a data object");
+  assert(MAX_EVENT_SIZE <= MAX_REQUEST_DATA, "an event fits in a request");
+  assert(MIN_BLOCK_SIZE_SHIFT <= 22 && 22 <= MAX_BLOCK_SIZE_SHIFT, "default shift in range");
+}
