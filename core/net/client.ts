@@ -24,7 +24,7 @@ export interface Reply {
 interface Pending {
   resolve(r: Reply): void;
   reject(e: Error): void;
-  timer: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** Options of a client connection. */
@@ -55,7 +55,7 @@ export class SheepClient {
   /** Connects to a sheep over TCP or its UNIX socket. */
   static async connect(addr: SheepAddress, opts: ClientOptions = {}): Promise<SheepClient> {
     const deadline = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
-    let timer = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new SdError(Res.NETWORK_ERROR, `connect to ${describe(addr)} timed out`)),
@@ -103,7 +103,7 @@ export class SheepClient {
         ? setTimeout(() => {
           this.#fail(new SdError(Res.NETWORK_ERROR, `request ${id} timed out`));
         }, this.#timeoutMs)
-        : 0;
+        : undefined;
       this.#pending.set(id, { resolve, reject, timer });
       const header = req.bytes.slice();
       this.#writeChain = this.#writeChain.then(async () => {
