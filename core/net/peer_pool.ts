@@ -1,0 +1,70 @@
+/**
+ * Pooled, pipelined connections to other sheep. Each remote gets up to PEER_POOL_SIZE connections;
+ * a request goes to the connection with the fewest requests in flight, so one slow 4 MiB transfer
+ * does not hold up small requests behind it for long.
+ *
+ * @module
+ */
+
+import { PEER_POOL_SIZE } from "../limits.ts";
+import type { SdReq } from "../proto/header.ts";
+import { type Reply, SheepClient } from "./client.ts";
+
+/** Connections to other sheep, keyed by "host:port". */
+export class PeerPool {
+  readonly #conns = new Map<string, SheepClient[]>();
+  readonly #connecting = new Map<string, Promise<SheepClient>>();
+  #closed = false;
+
+  /** Sends `req` to host:port over a pooled connection. */
+  async request(host: string, port: number, req: SdReq, data?: Uint8Array): Promise<Reply> {
+    const client = await this.#pick(host, port);
+    return client.request(req, data);
+  }
+
+  async #pick(host: string, port: number): Promise<SheepClient> {
+    const key = `${host}:${port}`;
+    let list = this.#conns.get(key);
+    if (!list) {
+      list = [];
+      this.#conns.set(key, list);
+    }
+    for (let i = list.length - 1; i >= 0; i--) if (list[i].closed) list.splice(i, 1);
+    let best: SheepClient | undefined;
+    for (const c of list) if (!best || c.inflight < best.inflight) best = c;
+    if (best && (best.inflight === 0 || list.length >= PEER_POOL_SIZE)) return best;
+    const pending = this.#connecting.get(key);
+    if (pending) return best ?? await pending;
+    if (this.#closed) throw new Error("peer pool closed");
+    const p = SheepClient.connect({ host, port });
+    this.#connecting.set(key, p);
+    try {
+      const c = await p;
+      if (this.#closed) {
+        c.close();
+        throw new Error("peer pool closed");
+      }
+      list.push(c);
+      return c;
+    } catch (e) {
+      if (best) return best;
+      throw e;
+    } finally {
+      this.#connecting.delete(key);
+    }
+  }
+
+  /** Drops every connection to host:port (the node left). */
+  forget(host: string, port: number): void {
+    const key = `${host}:${port}`;
+    for (const c of this.#conns.get(key) ?? []) c.close();
+    this.#conns.delete(key);
+  }
+
+  /** Closes every connection. */
+  close(): void {
+    this.#closed = true;
+    for (const list of this.#conns.values()) for (const c of list) c.close();
+    this.#conns.clear();
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * Main steps of the cluster ops: applied by every node, in the total order of the cluster driver,
+ * to the in-memory state (VDI registry, cluster info) and the node's own metadata. They must be
+ * deterministic given the message, so every node ends in the same state.
+ *
+ * @module
+ */
+
+import {
+  ClusterFlag,
+  ClusterStatus,
+  LockState,
+  LockType,
+  Op,
+  Res,
+  SD_FORMAT_VERSION,
+} from "../proto/constants.ts";
+import type { SdReq, SdRsp } from "../proto/header.ts";
+import { SdError } from "../proto/sd_error.ts";
+import type { ClusterInfo } from "../proto/cluster_info.ts";
+import { encodeConfig } from "../proto/config.ts";
+import { encodeEpochFile } from "../proto/epoch_log.ts";
+import { decodeFixedString } from "../proto/strings.ts";
+import { nodeAddrString, type SdNode } from "../proto/node.ts";
+import { applyForceRecover, applyFormat } from "../cluster/membership.ts";
+import type { Sheep } from "./sheep.ts";
+import type { NewVdiOutcome } from "./vdi_ops.ts";
+
+/** Everything a main step gets. */
+export interface MainStepInput {
+  sender: SdNode;
+  req: SdReq;
+  rsp: SdRsp;
+  /** The work step's outcome or the request payload the main step needs. */
+  data: Uint8Array;
+  fromSelf: boolean;
+  /** Makes a new cluster state current (epoch file, config, ring). */
+  adopt(ci: ClusterInfo): Promise<void>;
+}
+
+/** NEW_VDI's work outcome as carried to every node. */
+export function encodeNewVdiOutcome(o: NewVdiOutcome): Uint8Array {
+  const out = new Uint8Array(20);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, o.vid, true);
+  v.setUint32(4, o.parentVid, true);
+  v.setUint32(8, o.snapshotVid, true);
+  v.setUint8(12, o.copies);
+  v.setUint8(13, o.copyPolicy);
+  v.setUint8(14, o.blockSizeShift);
+  return out;
+}
+
+function decodeNewVdiOutcome(buf: Uint8Array): NewVdiOutcome {
+  if (buf.length < 15) throw new SdError(Res.INVALID_PARMS, "short NEW_VDI outcome");
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  return {
+    vid: v.getUint32(0, true),
+    parentVid: v.getUint32(4, true),
+    snapshotVid: v.getUint32(8, true),
+    copies: v.getUint8(12),
+    copyPolicy: v.getUint8(13),
+    blockSizeShift: v.getUint8(14),
+  };
+}
+
+/** Applies the main step of one cluster op on this node; returns the reply payload, if any. */
+export async function applyMainStep(
+  s: Sheep,
+  m: MainStepInput,
+): Promise<Uint8Array | undefined> {
+  const { req, rsp } = m;
+  switch (req.opcode) {
+    case Op.NEW_VDI: {
+      const o = decodeNewVdiOutcome(m.data);
+      if (o.snapshotVid) s.vdis.markSnapshot(o.snapshotVid);
+      s.vdis.add({
+        vid: o.vid,
+        nrCopies: o.copies,
+        copyPolicy: o.copyPolicy,
+        blockSizeShift: o.blockSizeShift,
+        snapshot: false,
+        deleted: false,
+        parentVid: o.parentVid,
+      });
+      return undefined;
+    }
+    case Op.DEL_VDI:
+      s.vdis.markDeleted(rsp.vdi.vdiId);
+      return undefined;
+    case Op.GET_VDI_INFO:
+    case Op.GET_VDI_ATTR:
+    case Op.DELETE_CACHE:
+    case Op.NOTIFY_VDI_DEL:
+      return undefined;
+    case Op.LOCK_VDI:
+      lockVdi(s, rsp, req.vdi.type, m.sender);
+      return undefined;
+    case Op.RELEASE_VDI:
+      releaseVdi(s, req.vdi.baseVdiId, m.sender);
+      return undefined;
+    case Op.NOTIFY_VDI_ADD: {
+      const a = req.vdiState;
+      if (a.oldVid) s.vdis.markSnapshot(a.oldVid);
+      s.vdis.add({
+        vid: a.newVid,
+        nrCopies: a.copies,
+        copyPolicy: a.copyPolicy,
+        blockSizeShift: a.blockSizeShift,
+        snapshot: false,
+        deleted: false,
+        parentVid: a.oldVid,
+      });
+      return undefined;
+    }
+    case Op.MAKE_FS:
+      await makeFs(s, m);
+      return undefined;
+    case Op.SHUTDOWN:
+      s.cinfo = { ...s.cinfo, status: ClusterStatus.SHUTDOWN };
+      s.config = { ...s.config, shutdown: true };
+      await s.deps.meta.writeConfig(encodeConfig(s.config));
+      s.log.info("cluster shutdown requested", { by: nodeAddrString(m.sender) });
+      s.deps.stopListening();
+      setTimeout(() => s.deps.exit(0, "cluster shutdown"), 200);
+      return undefined;
+    case Op.ENABLE_RECOVER:
+    case Op.DISABLE_RECOVER:
+      s.cinfo = { ...s.cinfo, disableRecovery: req.opcode === Op.DISABLE_RECOVER };
+      return undefined;
+    case Op.FORCE_RECOVER: {
+      if (s.cinfo.status !== ClusterStatus.WAIT || s.cinfo.ctime === 0n) {
+        throw new SdError(Res.FORCE_RECOVER);
+      }
+      await m.adopt(applyForceRecover(s.cinfo, s.members).cinfo);
+      return undefined;
+    }
+    case Op.ALTER_CLUSTER_COPY: {
+      if (req.cluster.copyPolicy !== 0) throw new SdError(Res.INVALID_PARMS);
+      await m.adopt({ ...s.cinfo, nrCopies: req.cluster.copies });
+      return undefined;
+    }
+    case Op.CLEANUP:
+      await s.store.purgeStale();
+      return undefined;
+  }
+  throw new SdError(Res.INVALID_PARMS, `no main step for opcode 0x${req.opcode.toString(16)}`);
+}
+
+async function makeFs(s: Sheep, m: MainStepInput): Promise<void> {
+  const c = m.req.cluster;
+  const store = m.data.length > 0 ? decodeFixedString(m.data, 0, m.data.length) : "plain";
+  if (store !== "plain") throw new SdError(Res.NO_STORE, `store '${store}' is not supported`);
+  const copies = c.copies || 3;
+  const ci = applyFormat(s.cinfo, s.members, {
+    ctime: c.ctime,
+    copies,
+    copyPolicy: c.copyPolicy,
+    flags: c.flags,
+    blockSizeShift: c.blockSizeShift || 22,
+    store,
+  });
+  await s.store.removeAll();
+  await s.deps.meta.removeAllEpochs();
+  s.vdis.reset();
+  s.config = {
+    ...s.config,
+    ctime: ci.ctime,
+    flags: ci.flags,
+    copies: ci.nrCopies,
+    copyPolicy: ci.copyPolicy,
+    blockSizeShift: ci.blockSizeShift,
+    defaultStore: store,
+    shutdown: false,
+    version: SD_FORMAT_VERSION,
+  };
+  await s.deps.meta.writeConfig(encodeConfig(s.config));
+  await s.deps.meta.writeEpoch(1, encodeEpochFile(ci.nodes, BigInt(Math.floor(s.deps.now() / 1000))));
+  await m.adopt(ci);
+  s.log.info("cluster formatted", { copies, flags: ci.flags, nodes: ci.nodes.length });
+}
+
+function lockVdi(s: Sheep, rsp: SdRsp, type: number, owner: SdNode): void {
+  if ((s.cinfo.flags & ClusterFlag.USE_LOCK) === 0) return;
+  const v = s.vdis.get(rsp.vdi.vdiId);
+  if (!v) return;
+  if (type === LockType.SHARED) {
+    if (v.lockState === LockState.LOCKED) throw new SdError(Res.VDI_LOCKED);
+    v.lockState = LockState.SHARED;
+    if (!v.participants.some((p) => sameNid(p.nid, owner))) {
+      v.participants.push({ state: 0, nid: owner.nid });
+    }
+    return;
+  }
+  if (v.lockState !== LockState.UNLOCKED) throw new SdError(Res.VDI_LOCKED);
+  v.lockState = LockState.LOCKED;
+  v.lockOwner = owner.nid;
+}
+
+function releaseVdi(s: Sheep, vid: number, owner: SdNode): void {
+  if ((s.cinfo.flags & ClusterFlag.USE_LOCK) === 0) return;
+  const v = s.vdis.get(vid);
+  if (!v) return;
+  if (v.lockState === LockState.SHARED) {
+    v.participants = v.participants.filter((p) => !sameNid(p.nid, owner));
+    if (v.participants.length === 0) v.lockState = LockState.UNLOCKED;
+    return;
+  }
+  v.lockState = LockState.UNLOCKED;
+  v.lockOwner = null;
+}
+
+function sameNid(a: { addr: Uint8Array; port: number }, b: SdNode): boolean {
+  if (a.port !== b.nid.port) return false;
+  for (let i = 0; i < 16; i++) if (a.addr[i] !== b.nid.addr[i]) return false;
+  return true;
+}

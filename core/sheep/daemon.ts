@@ -1,0 +1,106 @@
+/**
+ * Runs a sheep as a process: takes the directory lock, opens the store and the log, joins the
+ * cluster, serves TCP and the UNIX socket, and stops cleanly on SIGTERM/SIGINT (in-flight requests
+ * finish, files are closed, exit 0). All the I/O edges of the daemon live here.
+ *
+ * @module
+ */
+
+import { PlainStore } from "../store/plain_store.ts";
+import { acquireDirLock } from "../store/dir_lock.ts";
+import { makeNode } from "../proto/node.ts";
+import { SD_DEFAULT_VNODES } from "../proto/constants.ts";
+import { SheepServer } from "../net/server.ts";
+import { createDriver } from "../cluster/create_driver.ts";
+import type { SheepConfigOptions } from "../../cli/sheep.ts";
+import { openDaemonLog } from "./log.ts";
+import { dirMetaFiles } from "./meta_files.ts";
+import { Sheep } from "./sheep.ts";
+
+/** Runs the daemon until it stops; resolves with the process exit code. */
+export async function runDaemon(opts: SheepConfigOptions): Promise<number> {
+  await Deno.mkdir(opts.dir, { recursive: true });
+  const lock = await acquireDirLock(opts.dir);
+  const log = await openDaemonLog(opts.log);
+  let exitCode: number | null = null;
+  let resolveExit: (code: number) => void = () => {};
+  const exited = new Promise<number>((r) => resolveExit = r);
+  let server: SheepServer | null = null;
+  const stopListening = () => server?.stopListening();
+  const store = await PlainStore.open(opts.dir, { nosync: opts.nosync });
+  const driver = await createDriver(opts.cluster.driver, opts.cluster.option);
+  const addr = opts.myAddr ??
+    (opts.bindAddr !== "0.0.0.0" ? opts.bindAddr : addrText(driver.localAddr()));
+  const space = BigInt((await store.stat()).free);
+  const node = makeNode(addr, opts.port, {
+    nrVnodes: opts.gateway ? 0 : (opts.vnodes ?? SD_DEFAULT_VNODES),
+    zone: opts.zone ?? undefined,
+    space,
+  });
+  const sheep = new Sheep(
+    { node, space, fixedVnodes: opts.vnodes !== null, nosync: opts.nosync },
+    {
+      store,
+      meta: dirMetaFiles(opts.dir),
+      driver,
+      log,
+      now: () => Date.now(),
+      random: Math.random,
+      exit: (code, reason) => {
+        if (exitCode !== null) return;
+        exitCode = code;
+        log.notice("exiting", { code, reason });
+        resolveExit(code);
+      },
+      stopListening,
+    },
+  );
+  const onSignal = () => {
+    log.notice("signal received: stopping");
+    if (exitCode === null) {
+      exitCode = 0;
+      resolveExit(0);
+    }
+  };
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    await sheep.load();
+    log.info("starting", {
+      dir: opts.dir,
+      port: opts.port,
+      driver: opts.cluster.driver,
+      epoch: sheep.cinfo.epoch,
+    });
+    await sheep.join();
+    const sockPath = `${opts.dir}/sock`;
+    await Deno.remove(sockPath).catch(() => {});
+    server = SheepServer.listen(
+      { tcp: { hostname: opts.bindAddr, port: opts.port }, unixPath: sockPath },
+      (req, data, conn) => sheep.handle(req, data, conn),
+      {
+        onProtocolError: (remote, message) =>
+          log.warn("dropping a connection", { remote, reason: message }),
+        onHandlerError: (remote, err) =>
+          log.error("request handler failed", { remote, error: String(err) }),
+      },
+    );
+    if (opts.pidfile) await Deno.writeTextFile(opts.pidfile, `${Deno.pid}\n`);
+    log.info("serving", { addr: `${addr}:${opts.port}`, epoch: sheep.cinfo.epoch });
+    const code = await exited;
+    server.stopListening();
+    await server.close(10_000);
+    await sheep.close();
+    return code;
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGINT", onSignal);
+    if (opts.pidfile) await Deno.remove(opts.pidfile).catch(() => {});
+    log.close();
+    lock.release();
+  }
+}
+
+function addrText(addr: Uint8Array): string {
+  return `${addr[12]}.${addr[13]}.${addr[14]}.${addr[15]}`;
+}

@@ -1,0 +1,208 @@
+/**
+ * The gateway: turns object I/O into peer I/O on the replicas of the current epoch. Reads go to
+ * the local replica when this node has one, else to the others in random order; writes go to all
+ * replicas in parallel and succeed only when every replica has the data. Transient failures
+ * (a peer in another epoch, a connection reset, a node joining) are retried with a deadline, so
+ * clients never see OLD_NODE_VER / NEW_NODE_VER.
+ *
+ * @module
+ */
+
+import { Op, Res, SD_SHEEP_PROTO_VER } from "../proto/constants.ts";
+import { SdReq } from "../proto/header.ts";
+import { addrToString, type SdNode, sameNode } from "../proto/node.ts";
+import { SdError } from "../proto/sd_error.ts";
+import { oidToString, oidToVid } from "../hash/oid.ts";
+import { Flag } from "../proto/constants.ts";
+import type { SheepContext } from "./context.ts";
+import { peerCreate, peerRead, peerRemove, peerWrite } from "./peer_ops.ts";
+
+/** How long the gateway keeps retrying transient failures before giving up (ms). */
+export const GATEWAY_RETRY_DEADLINE_MS = 60_000;
+/** Pause between retries of transient failures (ms). */
+const RETRY_PAUSE_MS = 50;
+
+const RETRYABLE = new Set<number>([
+  Res.OLD_NODE_VER,
+  Res.NEW_NODE_VER,
+  Res.NETWORK_ERROR,
+  Res.WAIT_FOR_JOIN,
+  Res.WAIT_FOR_FORMAT,
+  Res.KILLED,
+  Res.AGAIN,
+]);
+
+/** Object I/O over the replicas of the current epoch. */
+export class Gateway {
+  readonly #ctx: SheepContext;
+  readonly #random: () => number;
+
+  constructor(ctx: SheepContext, random: () => number = Math.random) {
+    this.#ctx = ctx;
+    this.#random = random;
+  }
+
+  /** The copy count for `oid`: the request's, else its VDI's, else the cluster default. */
+  copiesFor(oid: bigint, requested = 0): number {
+    if (requested > 0) return requested;
+    return this.#ctx.vdis.get(oidToVid(oid))?.nrCopies || this.#ctx.cinfo.nrCopies || 1;
+  }
+
+  /** The nodes that hold `oid` in the current epoch. */
+  replicas(oid: bigint, copies = 0): SdNode[] {
+    const nodes = this.#ctx.ring.place(oid, this.copiesFor(oid, copies));
+    if (nodes.length === 0) throw new SdError(Res.HALT, "no node with vnodes is left");
+    return nodes;
+  }
+
+  /** Reads `length` bytes at `offset` of `oid`. */
+  read(oid: bigint, offset: number, length: number, copies = 0): Promise<Uint8Array> {
+    return this.#retry(`read ${oidToString(oid)}`, async () => {
+      const nodes = this.replicas(oid, copies);
+      const order = this.#readOrder(nodes);
+      let lastErr: unknown = null;
+      for (const n of order) {
+        try {
+          if (sameNode(n, this.#ctx.self)) return await peerRead(this.#ctx, oid, offset, length);
+          const req = this.#peerReq(Op.READ_PEER, oid, offset, length);
+          const { rsp, data } = await this.#send(n, req);
+          if (rsp.result === Res.SUCCESS) return data;
+          throw new SdError(rsp.result, `READ_PEER ${oidToString(oid)} on ${nodeName(n)}`);
+        } catch (e) {
+          lastErr = e;
+          // Another replica may have it (for instance while this one is being recovered).
+        }
+      }
+      throw lastErr;
+    });
+  }
+
+  /** Overwrites part of an existing object on every replica. */
+  write(oid: bigint, offset: number, data: Uint8Array, copies = 0): Promise<void> {
+    return this.#retry(`write ${oidToString(oid)}`, () =>
+      this.#all(oid, copies, (n) => {
+        if (sameNode(n, this.#ctx.self)) return peerWrite(this.#ctx, oid, offset, data);
+        const req = this.#peerReq(Op.WRITE_PEER, oid, offset, data.length, true);
+        return this.#expectOk(n, req, data);
+      }));
+  }
+
+  /**
+   * Creates the object on every replica with `data` at `offset`. With `cowOid`, a partial write is
+   * laid over the whole source object first (copy-on-write at the gateway).
+   */
+  async create(
+    oid: bigint,
+    offset: number,
+    data: Uint8Array,
+    copies = 0,
+    cowOid = 0n,
+    objectSize?: number,
+  ): Promise<void> {
+    if (cowOid !== 0n && objectSize !== undefined && (offset !== 0 || data.length < objectSize)) {
+      const whole = await this.read(cowOid, 0, objectSize);
+      whole.set(data, offset);
+      data = whole;
+      offset = 0;
+    }
+    const payload = data;
+    const off = offset;
+    await this.#retry(`create ${oidToString(oid)}`, () =>
+      this.#all(oid, copies, (n) => {
+        if (sameNode(n, this.#ctx.self)) return peerCreate(this.#ctx, oid, off, payload);
+        const req = this.#peerReq(Op.CREATE_AND_WRITE_PEER, oid, off, payload.length, true);
+        return this.#expectOk(n, req, payload);
+      }));
+  }
+
+  /** Removes the object from every replica; absent replicas are fine. */
+  remove(oid: bigint, copies = 0): Promise<void> {
+    return this.#retry(`remove ${oidToString(oid)}`, () =>
+      this.#all(oid, copies, async (n) => {
+        try {
+          if (sameNode(n, this.#ctx.self)) return await peerRemove(this.#ctx, oid);
+          await this.#expectOk(n, this.#peerReq(Op.REMOVE_PEER, oid, 0, 0));
+        } catch (e) {
+          if (e instanceof SdError && e.result === Res.NO_OBJ) return;
+          throw e;
+        }
+      }));
+  }
+
+  #readOrder(nodes: SdNode[]): SdNode[] {
+    const local = nodes.filter((n) => sameNode(n, this.#ctx.self));
+    const others = nodes.filter((n) => !sameNode(n, this.#ctx.self));
+    for (let i = others.length - 1; i > 0; i--) {
+      const j = Math.floor(this.#random() * (i + 1));
+      [others[i], others[j]] = [others[j], others[i]];
+    }
+    return [...local, ...others];
+  }
+
+  async #all(oid: bigint, copies: number, op: (n: SdNode) => Promise<void>): Promise<void> {
+    const nodes = this.replicas(oid, copies);
+    const results = await Promise.allSettled(nodes.map(op));
+    let retryable: unknown = null;
+    for (const r of results) {
+      if (r.status === "rejected") {
+        if (isRetryable(r.reason)) retryable = r.reason;
+        else throw r.reason;
+      }
+    }
+    if (retryable) throw retryable;
+  }
+
+  #peerReq(opcode: number, oid: bigint, offset: number, length: number, write = false): SdReq {
+    const req = SdReq.of(opcode, SD_SHEEP_PROTO_VER, {
+      epoch: this.#ctx.cinfo.epoch,
+      dataLength: length,
+      flags: write ? Flag.CMD_WRITE : 0,
+    });
+    req.obj.oid = oid;
+    req.obj.offset = offset;
+    return req;
+  }
+
+  async #send(n: SdNode, req: SdReq, data?: Uint8Array) {
+    try {
+      return await this.#ctx.peers.request(addrToString(n.nid.addr), n.nid.port, req, data);
+    } catch (e) {
+      if (e instanceof SdError) throw e;
+      throw new SdError(Res.NETWORK_ERROR, `${nodeName(n)}: ${errText(e)}`, { cause: e });
+    }
+  }
+
+  async #expectOk(n: SdNode, req: SdReq, data?: Uint8Array): Promise<void> {
+    const { rsp } = await this.#send(n, req, data);
+    if (rsp.result !== Res.SUCCESS) {
+      throw new SdError(rsp.result, `peer op 0x${req.opcode.toString(16)} on ${nodeName(n)}`);
+    }
+  }
+
+  async #retry<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + GATEWAY_RETRY_DEADLINE_MS;
+    for (let n = 0;; n++) {
+      try {
+        return await attempt();
+      } catch (e) {
+        if (!isRetryable(e) || Date.now() > deadline) throw e;
+        if (n === 0 || n % 100 === 0) {
+          this.#ctx.log.debug(`retrying ${what}`, { error: errText(e), attempt: n });
+        }
+        await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS));
+      }
+    }
+  }
+}
+
+function isRetryable(e: unknown): boolean {
+  return e instanceof SdError && RETRYABLE.has(e.result);
+}
+
+function nodeName(n: SdNode): string {
+  return `${addrToString(n.nid.addr)}:${n.nid.port}`;
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

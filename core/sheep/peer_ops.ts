@@ -1,0 +1,76 @@
+/**
+ * Store operations of one replica (the PEER ops), with v1.0's rules: object sizes from the oid
+ * and the VDI's block size, sparse inode and ledger objects, bounds checked before any I/O.
+ *
+ * @module
+ */
+
+import { Res } from "../proto/constants.ts";
+import { SdError } from "../proto/sd_error.ts";
+import { isLedgerObj, isVdiObj, objectSize, oidToString, oidToVid } from "../hash/oid.ts";
+import type { SheepContext } from "./context.ts";
+
+/** The block size shift that applies to `oid` (its VDI's, else the cluster default). */
+export function blockShiftOf(ctx: SheepContext, oid: bigint): number {
+  return ctx.vdis.get(oidToVid(oid))?.blockSizeShift || ctx.cinfo.blockSizeShift || 22;
+}
+
+/** Full size of the object `oid`. */
+export function sizeOf(ctx: SheepContext, oid: bigint): number {
+  return objectSize(oid, blockShiftOf(ctx, oid));
+}
+
+function checkRange(ctx: SheepContext, oid: bigint, offset: number, length: number): number {
+  const size = sizeOf(ctx, oid);
+  if (offset < 0 || length < 0 || offset + length > size) {
+    throw new SdError(
+      Res.INVALID_PARMS,
+      `range ${offset}+${length} is outside object ${oidToString(oid)} of ${size} bytes`,
+    );
+  }
+  return size;
+}
+
+/** CREATE_AND_WRITE_PEER: creates (or replaces) the object and writes `data` at `offset`. */
+export async function peerCreate(
+  ctx: SheepContext,
+  oid: bigint,
+  offset: number,
+  data: Uint8Array,
+): Promise<void> {
+  const size = checkRange(ctx, oid, offset, data.length);
+  try {
+    await ctx.store.create(oid, offset, data, size, { sparse: isVdiObj(oid) || isLedgerObj(oid) });
+  } catch (e) {
+    // A create is idempotent: a retried or repeated create of an existing object writes its data.
+    if (!(e instanceof SdError && e.result === Res.OID_EXIST)) throw e;
+    await ctx.store.write(oid, offset, data);
+  }
+}
+
+/** READ_PEER: `length` bytes at `offset`; a short object file reads as zeros up to its size. */
+export async function peerRead(
+  ctx: SheepContext,
+  oid: bigint,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
+  checkRange(ctx, oid, offset, length);
+  return await ctx.store.read(oid, offset, length);
+}
+
+/** WRITE_PEER: overwrites part of an existing object. */
+export async function peerWrite(
+  ctx: SheepContext,
+  oid: bigint,
+  offset: number,
+  data: Uint8Array,
+): Promise<void> {
+  checkRange(ctx, oid, offset, data.length);
+  await ctx.store.write(oid, offset, data);
+}
+
+/** REMOVE_PEER: removes the object (NO_OBJ when absent). */
+export async function peerRemove(ctx: SheepContext, oid: bigint): Promise<void> {
+  await ctx.store.remove(oid);
+}

@@ -1,0 +1,619 @@
+/**
+ * The sheep daemon: request life cycle (version check, cluster-state gate, dispatch by op class),
+ * cluster-op execution through the driver (work step under block/unblock, main step on every node
+ * in total order), membership handling (join decisions, epochs) and start/stop.
+ *
+ * @module
+ */
+
+import {
+  ClusterFlag,
+  ClusterStatus,
+  Op,
+  Res,
+  SD_DEFAULT_BLOCK_SIZE_SHIFT,
+  SD_DEFAULT_COPIES,
+  SD_FORMAT_VERSION,
+  SD_PROTO_VER,
+  SD_SHEEP_PROTO_VER,
+} from "../proto/constants.ts";
+import { SdReq, SdRsp } from "../proto/header.ts";
+import { SdError } from "../proto/sd_error.ts";
+import { type ClusterInfo, decodeClusterInfo, encodeClusterInfo } from "../proto/cluster_info.ts";
+import { decodeConfig, encodeConfig, type SheepConfig } from "../proto/config.ts";
+import { decodeEpochFile, encodeEpochFile } from "../proto/epoch_log.ts";
+import { decodeInodeHeader } from "../proto/inode.ts";
+import { nodeAddrString, type SdNode, sameNode } from "../proto/node.ts";
+import { isVdiObj, oidToVid } from "../hash/oid.ts";
+import { buildRing, type Ring } from "../placement/ring.ts";
+import type { ClusterDriver, JoinDecision } from "../cluster/driver.ts";
+import { applyLeave, decideFirst, decideJoin } from "../cluster/membership.ts";
+import type { ObjectStore } from "../store/object_store.ts";
+import { PeerPool } from "../net/peer_pool.ts";
+import type { ConnectionInfo, ServerReply } from "../net/server.ts";
+import { checkLimits } from "../limits.ts";
+import type { SheepContext } from "./context.ts";
+import type { SheepLog } from "./log.ts";
+import { SheepStats } from "./stats.ts";
+import { VdiRegistry } from "./vdi_registry.ts";
+import { Gateway } from "./gateway.ts";
+import { OP_TABLE } from "./op_table.ts";
+import {
+  decodeEpochTime,
+  decodeOpMessage,
+  encodeEpochTime,
+  encodeOpMessage,
+  messageKind,
+  MsgKind,
+} from "./cluster_msg.ts";
+import {
+  delVdiWork,
+  lookupVdi,
+  newVdiWork,
+  nowStamp,
+  parseNameTag,
+  vdiAttrWork,
+} from "./vdi_ops.ts";
+import { applyMainStep, encodeNewVdiOutcome } from "./cluster_ops.ts";
+import { type MetaFiles } from "./meta_files.ts";
+import { handleGatewayOp } from "./gateway_ops.ts";
+import { handleLocalOp } from "./local_ops.ts";
+import { handlePeerOp } from "./peer_handlers.ts";
+
+/** How long a peer request with a newer epoch waits for this node to catch up (ms). */
+const EPOCH_WAIT_MS = 10_000;
+
+/** What a sheep needs from its surroundings (all injected, so tests and the simulation can fake them). */
+export interface SheepDeps {
+  store: ObjectStore;
+  meta: MetaFiles;
+  driver: ClusterDriver;
+  log: SheepLog;
+  /** Wall clock in ms. */
+  now(): number;
+  random(): number;
+  /** Called when the daemon must end (shutdown, kill, lost cluster), with the exit code. */
+  exit(code: number, reason: string): void;
+  /** Stops accepting new client connections. */
+  stopListening(): void;
+}
+
+/** Node parameters given on the command line. */
+export interface SheepIdentity {
+  node: SdNode;
+  /** Node capacity when the config has none yet. */
+  space: bigint;
+  /** `-V` was given (fixed vnodes). */
+  fixedVnodes: boolean;
+  nosync: boolean;
+}
+
+interface PendingOp {
+  resolve(r: { rsp: SdRsp; data?: Uint8Array }): void;
+  data?: Uint8Array;
+}
+
+/** One sheep. */
+export class Sheep implements SheepContext {
+  readonly self: SdNode;
+  readonly selfName: string;
+  readonly store: ObjectStore;
+  readonly vdis = new VdiRegistry();
+  readonly peers = new PeerPool();
+  readonly log: SheepLog;
+  readonly stats = new SheepStats();
+  readonly nosync: boolean;
+  cinfo: ClusterInfo;
+  members: SdNode[] = [];
+  ring: Ring;
+  killed = false;
+  readonly gateway: Gateway;
+  readonly deps: SheepDeps;
+  readonly identity: SheepIdentity;
+  config: SheepConfig;
+
+  #seq = 1;
+  readonly #pending = new Map<number, PendingOp>();
+  readonly #epochWaiters = new Set<{ epoch: number; wake(): void }>();
+
+  constructor(identity: SheepIdentity, deps: SheepDeps) {
+    checkLimits();
+    this.identity = identity;
+    this.self = identity.node;
+    this.selfName = nodeAddrString(identity.node);
+    this.deps = deps;
+    this.store = deps.store;
+    this.log = deps.log;
+    this.nosync = identity.nosync;
+    this.config = {
+      ctime: 0n,
+      flags: 0,
+      copies: SD_DEFAULT_COPIES,
+      defaultStore: "plain",
+      shutdown: false,
+      copyPolicy: 0,
+      blockSizeShift: SD_DEFAULT_BLOCK_SIZE_SHIFT,
+      version: SD_FORMAT_VERSION,
+      space: identity.space,
+    };
+    this.cinfo = this.#cinfoFromConfig(0, []);
+    this.ring = buildRing([]);
+    this.gateway = new Gateway(this, deps.random);
+  }
+
+  #cinfoFromConfig(epoch: number, nodes: SdNode[]): ClusterInfo {
+    return {
+      protoVer: SD_SHEEP_PROTO_VER,
+      disableRecovery: false,
+      epoch,
+      ctime: this.config.ctime,
+      flags: this.config.flags,
+      nrCopies: this.config.copies,
+      copyPolicy: this.config.copyPolicy,
+      status: ClusterStatus.WAIT,
+      blockSizeShift: this.config.blockSizeShift,
+      defaultStore: this.config.defaultStore,
+      nodes,
+    };
+  }
+
+  /** Loads config, latest epoch and VDI state from the store directory. */
+  async load(): Promise<void> {
+    const cfgBytes = await this.deps.meta.readConfig();
+    if (cfgBytes) {
+      const cfg = decodeConfig(cfgBytes);
+      if (cfg.version !== SD_FORMAT_VERSION) {
+        throw new SdError(
+          Res.INVALID_PARMS,
+          `store format version ${cfg.version} is not ${SD_FORMAT_VERSION} (migration is not supported)`,
+        );
+      }
+      this.config = { ...cfg, space: cfg.space || this.identity.space };
+    } else {
+      await this.deps.meta.writeConfig(encodeConfig(this.config));
+    }
+    this.self.space = this.config.space;
+    const epochs = await this.deps.meta.listEpochs();
+    let nodes: SdNode[] = [];
+    let epoch = 0;
+    if (epochs.length > 0 && this.config.ctime !== 0n) {
+      epoch = epochs[epochs.length - 1];
+      nodes = decodeEpochFile((await this.deps.meta.readEpoch(epoch))!).nodes;
+    }
+    this.cinfo = this.#cinfoFromConfig(epoch, nodes);
+    await this.#scanVdis();
+  }
+
+  async #scanVdis(): Promise<void> {
+    for (const oid of await this.store.list()) {
+      if (!isVdiObj(oid)) continue;
+      try {
+        const h = decodeInodeHeader(await this.store.read(oid, 0, 572));
+        this.vdis.add({
+          vid: oidToVid(oid),
+          nrCopies: h.nrCopies,
+          copyPolicy: h.copyPolicy,
+          blockSizeShift: h.blockSizeShift,
+          snapshot: h.snapCtime !== 0n,
+          deleted: h.name === "",
+          parentVid: h.parentVdiId,
+        });
+      } catch (e) {
+        this.log.error("cannot read a local inode", { oid: oid.toString(16), error: String(e) });
+      }
+    }
+  }
+
+  /** Joins the cluster through the driver; resolves once this node is a member. */
+  async join(): Promise<void> {
+    await this.deps.driver.init({
+      onJoinCheck: (joining, members, opaque) => this.#onJoinCheck(joining, members, opaque),
+      onAccept: (joined, members, opaque) => this.#onAccept(joined, members, opaque),
+      onLeave: (left, members) => this.#onLeave(left, members),
+      onNotify: (sender, msg) => this.#onNotify(sender, msg),
+      onUpdateNode: (_node, members) => {
+        this.members = [...members];
+      },
+      onLost: (reason) => this.#onLost(reason),
+    });
+    await this.deps.driver.join(this.self, encodeClusterInfo(this.cinfo));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Membership
+
+  #onJoinCheck(joining: SdNode, members: readonly SdNode[], opaque: Uint8Array): JoinDecision {
+    let theirs: ClusterInfo;
+    try {
+      theirs = decodeClusterInfo(opaque);
+    } catch (e) {
+      return { accept: false, opaque, reason: `malformed join payload: ${String(e)}` };
+    }
+    const v = decideJoin(this.cinfo, members, joining, theirs);
+    if (!v.accept) {
+      this.log.warn("refusing a node", { node: nodeAddrString(joining), reason: v.reason });
+    }
+    return { accept: v.accept, opaque: encodeClusterInfo(v.cinfo), reason: v.reason };
+  }
+
+  async #onAccept(joined: SdNode, members: readonly SdNode[], opaque: Uint8Array): Promise<void> {
+    this.members = [...members];
+    let ci = decodeClusterInfo(opaque);
+    const isSelf = sameNode(joined, this.self);
+    if (isSelf && members.length === 1) ci = decideFirst(this.cinfo, this.self).cinfo;
+    const prevEpoch = this.cinfo.epoch;
+    await this.#adopt(ci, { disableRecovery: this.cinfo.disableRecovery && !isSelf });
+    this.log.info("node joined", {
+      node: nodeAddrString(joined),
+      epoch: ci.epoch,
+      status: ci.status,
+      members: members.length,
+    });
+    if (isSelf && members.length > 1) await this.#pullVdiState();
+    if (ci.epoch > prevEpoch && this.#isMaster()) this.#announceEpochTime(ci.epoch);
+  }
+
+  async #onLeave(left: SdNode, members: readonly SdNode[]): Promise<void> {
+    this.members = [...members];
+    this.peers.forget(nodeAddrString(left).split(":")[0], left.nid.port);
+    const { cinfo, newEpoch } = applyLeave(this.cinfo, members);
+    await this.#adopt(cinfo, {});
+    this.log.info("node left", { node: nodeAddrString(left), epoch: cinfo.epoch });
+    if (newEpoch && this.#isMaster()) this.#announceEpochTime(cinfo.epoch);
+  }
+
+  #isMaster(): boolean {
+    const first = [...this.members].sort((a, b) =>
+      nodeAddrString(a) < nodeAddrString(b) ? -1 : 1
+    )[0];
+    return first !== undefined && sameNode(first, this.self);
+  }
+
+  #announceEpochTime(epoch: number): void {
+    const time = BigInt(Math.floor(this.deps.now() / 1000));
+    this.deps.driver.notify(encodeEpochTime(epoch, time)).catch((e) =>
+      this.log.warn("cannot announce the epoch time", { error: String(e) })
+    );
+  }
+
+  /** Makes `ci` the current state: epoch file, config, ring, waiters. */
+  async #adopt(ci: ClusterInfo, opts: { disableRecovery?: boolean }): Promise<void> {
+    const next: ClusterInfo = {
+      ...ci,
+      disableRecovery: opts.disableRecovery ?? ci.disableRecovery,
+    };
+    if (next.ctime !== 0n && next.epoch > 0) {
+      const have = await this.deps.meta.readEpoch(next.epoch);
+      if (!have) {
+        const time = BigInt(Math.floor(this.deps.now() / 1000));
+        await this.deps.meta.writeEpoch(next.epoch, encodeEpochFile(next.nodes, time));
+      }
+    }
+    if (
+      next.ctime !== this.config.ctime || next.flags !== this.config.flags ||
+      next.nrCopies !== this.config.copies || next.blockSizeShift !== this.config.blockSizeShift ||
+      this.config.shutdown
+    ) {
+      this.config = {
+        ...this.config,
+        ctime: next.ctime,
+        flags: next.flags,
+        copies: next.nrCopies,
+        copyPolicy: next.copyPolicy,
+        blockSizeShift: next.blockSizeShift,
+        defaultStore: next.defaultStore || this.config.defaultStore,
+        shutdown: false,
+      };
+      await this.deps.meta.writeConfig(encodeConfig(this.config));
+    }
+    this.cinfo = next;
+    this.ring = buildRing(next.status === ClusterStatus.OK ? next.nodes : []);
+    for (const w of [...this.#epochWaiters]) if (next.epoch >= w.epoch) w.wake();
+  }
+
+  async #pullVdiState(): Promise<void> {
+    for (const m of this.members) {
+      if (sameNode(m, this.self)) continue;
+      try {
+        const req = SdReq.of(Op.GET_VDI_COPIES, SD_SHEEP_PROTO_VER, { dataLength: 64 << 20 });
+        const host = nodeAddrString(m).split(":")[0];
+        const { rsp, data } = await this.peers.request(host, m.nid.port, req);
+        if (rsp.result === Res.SUCCESS) this.vdis.merge(data);
+      } catch (e) {
+        this.log.warn("cannot pull VDI state", { node: nodeAddrString(m), error: String(e) });
+      }
+    }
+  }
+
+  #onLost(reason: string): void {
+    this.log.error("lost the cluster; stopping I/O and exiting so the service manager restarts us", {
+      reason,
+    });
+    this.killed = true;
+    this.deps.stopListening();
+    this.deps.exit(1, `lost the cluster: ${reason}`);
+  }
+
+  /** Resolves when the local epoch reaches `epoch`. */
+  waitForEpoch(epoch: number, deadlineMs: number): Promise<void> {
+    if (this.cinfo.epoch >= epoch) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const w = {
+        epoch,
+        wake: () => {
+          clearTimeout(timer);
+          this.#epochWaiters.delete(w);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#epochWaiters.delete(w);
+        reject(new SdError(Res.NEW_NODE_VER, `epoch ${epoch} not reached`));
+      }, deadlineMs);
+      this.#epochWaiters.add(w);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Requests
+
+  /** Serves one request; never throws. */
+  async handle(req: SdReq, data: Uint8Array | undefined, conn: ConnectionInfo): Promise<ServerReply> {
+    const rsp = SdRsp.replyTo(req, this.cinfo.epoch, Res.SUCCESS);
+    let out: Uint8Array | undefined;
+    try {
+      out = await this.#dispatch(req, data, rsp, conn);
+    } catch (e) {
+      if (e instanceof SdError) {
+        rsp.result = e.result;
+        if (e.result !== Res.NO_OBJ && e.result !== Res.NO_VDI) {
+          this.log.debug("request failed", {
+            opcode: req.opcode,
+            result: e.result,
+            error: e.message,
+          });
+        }
+      } else {
+        rsp.result = Res.EIO;
+        this.log.error("request failed unexpectedly", { opcode: req.opcode, error: String(e) });
+      }
+      out = undefined;
+    }
+    rsp.epoch = this.cinfo.epoch;
+    // The client sized its buffer with data_length; never send more than that.
+    if (out && out.length > req.dataLength) out = out.subarray(0, req.dataLength);
+    return { rsp, data: out };
+  }
+
+  #dispatch(
+    req: SdReq,
+    data: Uint8Array | undefined,
+    rsp: SdRsp,
+    conn: ConnectionInfo,
+  ): Promise<Uint8Array | undefined> {
+    const spec = OP_TABLE.get(req.opcode);
+    if (!spec) throw new SdError(Res.INVALID_PARMS, `unknown opcode 0x${req.opcode.toString(16)}`);
+    if (req.opcode >= 0x80) {
+      if (req.protoVer !== SD_SHEEP_PROTO_VER) throw new SdError(Res.VER_MISMATCH);
+    } else if (req.protoVer > SD_PROTO_VER) {
+      throw new SdError(Res.VER_MISMATCH);
+    }
+    if (this.killed) throw new SdError(Res.KILLED);
+    if (this.cinfo.status === ClusterStatus.SHUTDOWN) throw new SdError(Res.SHUTDOWN);
+    if (this.cinfo.status === ClusterStatus.WAIT && !spec.force) {
+      throw new SdError(this.cinfo.ctime === 0n ? Res.WAIT_FOR_FORMAT : Res.WAIT_FOR_JOIN);
+    }
+    switch (spec.cls) {
+      case "G":
+        return handleGatewayOp(this, req, data, rsp);
+      case "P":
+        return this.#peer(req, data, rsp);
+      case "L":
+        return handleLocalOp(this, req, data, rsp, conn);
+      case "C":
+        return this.#clusterOp(req, data, rsp, spec.work === true);
+    }
+  }
+
+  async #peer(req: SdReq, data: Uint8Array | undefined, rsp: SdRsp): Promise<Uint8Array | undefined> {
+    if (req.epoch < this.cinfo.epoch) throw new SdError(Res.OLD_NODE_VER);
+    if (req.epoch > this.cinfo.epoch) await this.waitForEpoch(req.epoch, EPOCH_WAIT_MS);
+    return handlePeerOp(this, req, data, rsp);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Cluster ops
+
+  async #clusterOp(
+    req: SdReq,
+    data: Uint8Array | undefined,
+    rsp: SdRsp,
+    hasWork: boolean,
+  ): Promise<Uint8Array | undefined> {
+    const seq = this.#seq++;
+    const done = new Promise<{ rsp: SdRsp; data?: Uint8Array }>((resolve) => {
+      this.#pending.set(seq, { resolve });
+    });
+    const driver = this.deps.driver;
+    try {
+      if (req.opcode === Op.MAKE_FS && req.cluster.ctime === 0n) {
+        req.cluster.ctime = nowStamp(this.deps.now());
+      }
+      if (hasWork) {
+        await driver.block();
+        let msg: Uint8Array;
+        try {
+          let outcome: Uint8Array | undefined;
+          try {
+            outcome = await this.#workStep(req, data, rsp);
+          } catch (e) {
+            if (!(e instanceof SdError)) throw e;
+            rsp.result = e.result;
+          }
+          msg = encodeOpMessage(seq, req, rsp, outcome);
+        } catch (e) {
+          await driver.unblock(encodeOpMessage(seq, req, failed(rsp)));
+          throw e;
+        }
+        await driver.unblock(msg);
+      } else {
+        await driver.notify(encodeOpMessage(seq, req, rsp, mainStepPayload(req, data)));
+      }
+    } catch (e) {
+      this.#pending.delete(seq);
+      throw e;
+    }
+    const r = await done;
+    rsp.bytes.set(r.rsp.bytes);
+    rsp.id = req.id;
+    if (rsp.result !== Res.SUCCESS) throw new SdError(rsp.result);
+    return r.data;
+  }
+
+  /** Runs the work step; returns what the main step on every node needs. */
+  async #workStep(
+    req: SdReq,
+    data: Uint8Array | undefined,
+    rsp: SdRsp,
+  ): Promise<Uint8Array | undefined> {
+    switch (req.opcode) {
+      case Op.NEW_VDI: {
+        const o = await newVdiWork(this, this.gateway, req, data, this.deps.now());
+        rsp.vdi.vdiId = o.vid;
+        rsp.vdi.copies = o.copies;
+        rsp.vdi.blockSizeShift = o.blockSizeShift;
+        return encodeNewVdiOutcome(o);
+      }
+      case Op.DEL_VDI:
+        rsp.vdi.vdiId = await delVdiWork(this, this.gateway, req, data);
+        return undefined;
+      case Op.GET_VDI_INFO:
+      case Op.LOCK_VDI: {
+        const { name, tag } = parseNameTag(data);
+        const { found, result } = await lookupVdi(this, this.gateway, name, {
+          tag,
+          snapId: req.vdi.snapid,
+        });
+        if (!found) throw new SdError(result);
+        rsp.vdi.vdiId = found.vid;
+        rsp.vdi.copies = found.header.nrCopies;
+        rsp.vdi.blockSizeShift = found.header.blockSizeShift;
+        return undefined;
+      }
+      case Op.GET_VDI_ATTR: {
+        const r = await vdiAttrWork(this, this.gateway, req, data);
+        rsp.vdi.vdiId = r.nameVid;
+        rsp.vdi.attrId = r.attrId;
+        rsp.vdi.copies = r.copies;
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  async #onNotify(sender: SdNode, msg: Uint8Array): Promise<void> {
+    let kind: number;
+    try {
+      kind = messageKind(msg);
+    } catch (e) {
+      this.log.error("ignoring a malformed cluster message", { error: String(e) });
+      return;
+    }
+    if (kind === MsgKind.EPOCH_TIME) {
+      const { epoch, time } = decodeEpochTime(msg);
+      const bytes = await this.deps.meta.readEpoch(epoch);
+      if (bytes) {
+        const f = decodeEpochFile(bytes);
+        if (f.time !== time) await this.deps.meta.writeEpoch(epoch, encodeEpochFile(f.nodes, time));
+      }
+      return;
+    }
+    const m = decodeOpMessage(msg);
+    const fromSelf = sameNode(sender, this.self);
+    let out: Uint8Array | undefined;
+    if (m.rsp.result === Res.SUCCESS) {
+      try {
+        out = await this.#mainStep(sender, m.req, m.rsp, m.data, fromSelf);
+      } catch (e) {
+        m.rsp.result = e instanceof SdError ? e.result : Res.SYSTEM_ERROR;
+        this.log.error("cluster op main step failed", {
+          opcode: m.req.opcode,
+          error: String(e),
+        });
+      }
+    }
+    if (fromSelf) {
+      const p = this.#pending.get(m.seq);
+      if (p) {
+        this.#pending.delete(m.seq);
+        p.resolve({ rsp: m.rsp, data: out });
+      }
+    }
+  }
+
+  async #mainStep(
+    sender: SdNode,
+    req: SdReq,
+    rsp: SdRsp,
+    data: Uint8Array,
+    fromSelf: boolean,
+  ): Promise<Uint8Array | undefined> {
+    return await applyMainStep(this, {
+      sender,
+      req,
+      rsp,
+      data,
+      fromSelf,
+      adopt: (ci) => this.#adopt(ci, {}),
+    });
+  }
+
+  /** Marks the node killed (KILL_NODE): stops listening and exits after the reply. */
+  kill(): void {
+    this.killed = true;
+    this.deps.stopListening();
+    setTimeout(() => this.deps.exit(0, "killed by dog node kill"), 100);
+  }
+
+  /** Releases driver, peers and store. */
+  async close(): Promise<void> {
+    this.peers.close();
+    try {
+      await this.deps.driver.leave();
+    } catch (e) {
+      this.log.warn("leaving the cluster failed", { error: String(e) });
+    }
+    await this.deps.driver.close();
+    await this.store.close();
+  }
+
+  /** The config as last written. */
+  get currentConfig(): SheepConfig {
+    return this.config;
+  }
+
+  /** True when the cluster uses fixed vnodes. */
+  get fixedVnodes(): boolean {
+    return (this.cinfo.flags & ClusterFlag.AUTO_VNODES) === 0;
+  }
+}
+
+/** The request payload the main step needs (capped so a message stays within one event). */
+function mainStepPayload(req: SdReq, data: Uint8Array | undefined): Uint8Array | undefined {
+  if (!data) return undefined;
+  switch (req.opcode) {
+    case Op.MAKE_FS:
+    case Op.NOTIFY_VDI_ADD:
+    case Op.NOTIFY_VDI_DEL:
+    case Op.RELEASE_VDI:
+      return data.length <= 4096 ? data : data.subarray(0, 4096);
+    default:
+      return undefined;
+  }
+}
+
+function failed(rsp: SdRsp): SdRsp {
+  const r = new SdRsp(rsp.bytes.slice());
+  if (r.result === Res.SUCCESS) r.result = Res.SYSTEM_ERROR;
+  return r;
+}
