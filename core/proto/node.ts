@@ -6,7 +6,8 @@
  */
 
 import { assert } from "../assert.ts";
-import { SD_NODE_SIZE } from "./constants.ts";
+import { Res, SD_NODE_SIZE } from "./constants.ts";
+import { SdError } from "./sd_error.ts";
 
 /** A sheep's network identity. */
 export interface NodeId {
@@ -28,27 +29,60 @@ export interface SdNode {
   space: bigint;
 }
 
-/** The 16 address bytes of an IPv4 dotted quad (12 zero bytes + 4). Throws on a malformed one. */
+/**
+ * The 16 address bytes of an IPv4 dotted quad (12 zero bytes + 4). SdError(INVALID_PARMS) on a
+ * malformed one.
+ */
 export function ipv4ToAddr(ip: string): Uint8Array {
+  const bad = () => new SdError(Res.INVALID_PARMS, `invalid IPv4 address '${ip}'`);
   const parts = ip.split(".");
-  if (parts.length !== 4) throw new Error(`invalid IPv4 address '${ip}'`);
+  if (parts.length !== 4) throw bad();
   const out = new Uint8Array(16);
   parts.forEach((p, i) => {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) throw new Error(`invalid IPv4 address '${ip}'`);
+    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) throw bad();
     out[12 + i] = Number(p);
   });
   return out;
 }
 
-/** Text form of 16 address bytes: dotted quad for IPv4, else the IPv6 form. */
+/**
+ * Text form of 16 address bytes as v1.0's addr_to_str prints it: a dotted quad when the first 12
+ * bytes are zero and byte 12 is not, else glibc's inet_ntop(AF_INET6) form (longest run of two or
+ * more zero groups shortened to "::", lowercase hex, embedded IPv4 for ::a.b.c.d and
+ * ::ffff:a.b.c.d).
+ */
 export function addrToString(addr: Uint8Array): string {
   assert(addr.length === 16, "address must be 16 bytes");
-  let v4 = true;
+  let v4 = addr[12] !== 0;
   for (let i = 0; i < 12; i++) if (addr[i] !== 0) v4 = false;
   if (v4) return `${addr[12]}.${addr[13]}.${addr[14]}.${addr[15]}`;
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((addr[i] << 8) | addr[i + 1]).toString(16));
-  return groups.join(":");
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push((addr[i] << 8) | addr[i + 1]);
+  let best = { base: -1, len: 0 };
+  let cur = { base: -1, len: 0 };
+  for (let i = 0; i < 8; i++) {
+    if (words[i] === 0) {
+      cur = cur.base === -1 ? { base: i, len: 1 } : { base: cur.base, len: cur.len + 1 };
+      if (cur.len > best.len) best = cur;
+    } else {
+      cur = { base: -1, len: 0 };
+    }
+  }
+  if (best.len < 2) best = { base: -1, len: 0 };
+  let out = "";
+  for (let i = 0; i < 8; i++) {
+    if (best.base !== -1 && i >= best.base && i < best.base + best.len) {
+      if (i === best.base) out += ":";
+      continue;
+    }
+    if (i !== 0) out += ":";
+    if (i === 6 && best.base === 0 && (best.len === 6 || (best.len === 5 && words[5] === 0xffff))) {
+      return out + `${addr[12]}.${addr[13]}.${addr[14]}.${addr[15]}`;
+    }
+    out += words[i].toString(16);
+  }
+  if (best.base !== -1 && best.base + best.len === 8) out += ":";
+  return out;
 }
 
 /** `HOST:PORT` of a node, as dog prints it. */
