@@ -1,0 +1,215 @@
+import assert from "node:assert/strict";
+import { Res } from "../proto/constants.ts";
+import { PlainStore, type PlainStoreOptions } from "./plain_store.ts";
+import {
+  patternBytes,
+  rejectsWith,
+  runStoreContract,
+  type StoreFixture,
+} from "./store_contract_test_suite.ts";
+
+async function plainFixture(options: PlainStoreOptions): Promise<StoreFixture> {
+  const dir = await Deno.makeTempDir({ prefix: "sheepdog-plain-store-" });
+  let store = await PlainStore.open(dir, options);
+  return {
+    get store() {
+      return store;
+    },
+    async reopen() {
+      await store.close();
+      store = await PlainStore.open(dir, options);
+      return store;
+    },
+    async dispose() {
+      await store.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+runStoreContract("plain store", () => plainFixture({}));
+runStoreContract("plain store (nosync)", () => plainFixture({ nosync: true }));
+runStoreContract("plain store (2 cached handles)", () => plainFixture({ handleCacheSize: 2 }));
+
+async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "sheepdog-plain-store-" });
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const INODE_SIZE = 12_587_576;
+
+Deno.test("plain store names object files %016lx in DIR/obj and stale ones <oid>.<epoch>", async () => {
+  await withDir(async (dir) => {
+    const store = await PlainStore.open(dir);
+    try {
+      await store.create(0xfn, 0, patternBytes(10, 1), 4096, { sparse: false });
+      await store.create(0x807c2b2500000000n, 0, patternBytes(10, 1), 4096, { sparse: false });
+      await store.moveToStale(0xfn, 12);
+      const names = [...Deno.readDirSync(`${dir}/obj`)].map((e) => e.name).sort();
+      assert.deepEqual(names, [".stale", "807c2b2500000000"]);
+      const stale = [...Deno.readDirSync(`${dir}/obj/.stale`)].map((e) => e.name);
+      assert.deepEqual(stale, ["000000000000000f.12"]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("plain store serves a directory written by v1.0 as is", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(`${dir}/obj/.stale`, { recursive: true });
+    const inode = patternBytes(4664, 2);
+    const data = patternBytes(4 << 20, 3);
+    await Deno.writeFile(`${dir}/obj/807c2b2500000000`, inode);
+    await Deno.writeFile(`${dir}/obj/007c2b250000000f`, data);
+    await Deno.writeFile(`${dir}/obj/087c2b2500000000`, new Uint8Array(4096));
+    await Deno.writeFile(`${dir}/obj/.stale/007c2b2500000001.3`, patternBytes(100, 4));
+    await Deno.writeFile(`${dir}/config`, new Uint8Array(40));
+    const store = await PlainStore.open(dir);
+    try {
+      assert.deepEqual(await store.list(), [
+        0x007c2b250000000fn,
+        0x087c2b2500000000n,
+        0x807c2b2500000000n,
+      ]);
+      assert.deepEqual(await store.read(0x807c2b2500000000n, 0, 4664), inode);
+      assert.deepEqual(await store.read(0x007c2b250000000fn, 0, 4 << 20), data);
+      assert.deepEqual(await store.listStale(), [{ oid: 0x007c2b2500000001n, epoch: 3 }]);
+      assert.deepEqual(await store.readStale(0x007c2b2500000001n, 3, 0, 100), patternBytes(100, 4));
+      await store.write(0x007c2b250000000fn, 4096, patternBytes(4096, 5));
+      assert.deepEqual(await store.read(0x007c2b250000000fn, 4096, 4096), patternBytes(4096, 5));
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("plain store removes .tmp leftovers of a crash at open and never lists them", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(`${dir}/obj`, { recursive: true });
+    await Deno.writeFile(`${dir}/obj/007c2b250000000f.tmp`, patternBytes(100, 6));
+    await Deno.writeFile(`${dir}/obj/007c2b2500000001`, patternBytes(100, 6));
+    const store = await PlainStore.open(dir);
+    try {
+      assert.deepEqual(await store.list(), [0x007c2b2500000001n]);
+      assert.equal(await store.exists(0x007c2b250000000fn), false);
+      const names = [...Deno.readDirSync(`${dir}/obj`)].map((e) => e.name).sort();
+      assert.deepEqual(names, [".stale", "007c2b2500000001"]);
+      await store.create(0x007c2b250000000fn, 0, patternBytes(10, 7), 4096, { sparse: false });
+      assert.deepEqual(await store.read(0x007c2b250000000fn, 0, 10), patternBytes(10, 7));
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("plain store ignores files that are not objects when listing", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(`${dir}/obj/.other`, { recursive: true });
+    await Deno.writeFile(`${dir}/obj/007C2B250000000F`, new Uint8Array(1));
+    await Deno.writeFile(`${dir}/obj/007c2b250000000f_1`, new Uint8Array(1));
+    await Deno.writeFile(`${dir}/obj/notes`, new Uint8Array(1));
+    await Deno.mkdir(`${dir}/obj/.stale`);
+    await Deno.writeFile(`${dir}/obj/.stale/junk`, new Uint8Array(1));
+    const store = await PlainStore.open(dir);
+    try {
+      assert.deepEqual(await store.list(), []);
+      assert.deepEqual(await store.listStale(), []);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("plain store keeps a sparse inode object to a few blocks on disk", async () => {
+  await withDir(async (dir) => {
+    const store = await PlainStore.open(dir);
+    try {
+      const inode = new Uint8Array(INODE_SIZE);
+      inode.set(patternBytes(4664, 8), 0);
+      inode[4664 + 4 * 1000] = 0x7c;
+      const oid = 0x807c2b2500000000n;
+      await store.create(oid, 0, inode, INODE_SIZE, { sparse: true });
+      const st = await Deno.stat(`${dir}/obj/807c2b2500000000`);
+      assert.equal(st.size, INODE_SIZE);
+      assert.ok(st.blocks !== null && st.blocks * 512 <= 32 * 1024, `${st.blocks} blocks`);
+      assert.deepEqual(await store.read(oid, 0, INODE_SIZE), inode);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("plain store preallocates a non-sparse object created by a partial write", async () => {
+  await withDir(async (dir) => {
+    const store = await PlainStore.open(dir);
+    try {
+      await store.create(0x7c2b250000000fn, 12288, patternBytes(4096, 9), 4 << 20, {
+        sparse: false,
+      });
+      const st = await Deno.stat(`${dir}/obj/007c2b250000000f`);
+      assert.equal(st.size, 4 << 20);
+      assert.ok(st.blocks !== null && st.blocks * 512 >= 4 << 20, `${st.blocks} blocks`);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("plain store keeps open handles within the cache bound", async () => {
+  await withDir(async (dir) => {
+    const store = await PlainStore.open(dir, { handleCacheSize: 4 });
+    try {
+      const countOpen = () =>
+        [...Deno.readDirSync("/proc/self/fd")].filter((e) => {
+          try {
+            return Deno.readLinkSync(`/proc/self/fd/${e.name}`).startsWith(`${dir}/obj/`);
+          } catch (err) {
+            // The directory fd of readDirSync itself is gone by the time it is read.
+            if (err instanceof Deno.errors.NotFound) return false;
+            throw err;
+          }
+        }).length;
+      for (let i = 0n; i < 20n; i++) {
+        await store.create(i, 0, patternBytes(8, 10), 4096, { sparse: false });
+        await store.write(i, 0, patternBytes(8, 11));
+      }
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) => store.read(BigInt(i), 0, 8)),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.ok(countOpen() <= 4, `${countOpen()} open object files`);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("plain store refuses use after close", async () => {
+  await withDir(async (dir) => {
+    const store = await PlainStore.open(dir);
+    await store.close();
+    await assert.rejects(store.read(1n, 0, 1), /after close/);
+  });
+});
+
+Deno.test("plain store create with an all-zero sparse buffer writes no blocks", async () => {
+  await withDir(async (dir) => {
+    const store = await PlainStore.open(dir);
+    try {
+      await store.create(0x087c2b2500000000n, 0, new Uint8Array(4 << 20), 4 << 20, {
+        sparse: true,
+      });
+      const st = await Deno.stat(`${dir}/obj/087c2b2500000000`);
+      assert.equal(st.size, 4 << 20);
+      assert.equal(st.blocks, 0);
+      await rejectsWith(store.read(0x087c2b2500000000n, 4 << 20, 1), Res.INVALID_PARMS);
+    } finally {
+      await store.close();
+    }
+  });
+});
