@@ -12,6 +12,9 @@ const START_DEADLINE_MS = 60_000;
 
 /** The command that runs this program again (compiled binary, or deno + main module). */
 export function selfCommand(): string[] {
+  // bin/sheepdog (the launcher of a checkout) says where it is; a compiled binary is execPath.
+  const launcher = Deno.env.get("SHEEPDOG_LAUNCHER");
+  if (launcher) return [launcher];
   const exe = Deno.execPath();
   const base = exe.split("/").pop() ?? exe;
   if (base === "deno") {

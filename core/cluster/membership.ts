@@ -93,6 +93,9 @@ export function decideJoin(
   if (theirs.protoVer !== SD_SHEEP_PROTO_VER) {
     return refuse(`protocol version 0x${theirs.protoVer.toString(16)} differs from 0x0a`);
   }
+  if ((mine.flags ^ theirs.flags) & ClusterFlag.AUTO_VNODES && joiner.nrVnodes > 0) {
+    return refuse("the node's vnode strategy (auto or fixed, sheep -V) differs from the cluster's");
+  }
   if (members.some((m) => sameNode(m, joiner))) {
     return refuse("a node with the same address and port is already a member");
   }

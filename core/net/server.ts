@@ -108,7 +108,10 @@ export class SheepServer {
     }
   }
 
-  /** Waits for in-flight requests (bounded by `deadlineMs`), then closes every connection. */
+  /**
+   * Waits for in-flight requests and the writing of their replies (bounded by `deadlineMs`), then
+   * closes every connection.
+   */
   async close(deadlineMs = 10_000): Promise<void> {
     this.stopListening();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -158,7 +161,10 @@ export class SheepServer {
     let inflight = 0;
     let slotFreed: (() => void) | null = null;
 
-    const send = (reply: ServerReply): void => {
+    // Requests of this connection whose reply is not written yet (handler and write).
+    const pending = new Set<Promise<void>>();
+
+    const send = (reply: ServerReply): Promise<void> => {
       writeChain = writeChain.then(async () => {
         if (broken) return;
         const data = reply.data;
@@ -179,6 +185,7 @@ export class SheepServer {
         abort.abort();
         closeQuietly(conn);
       });
+      return writeChain;
     };
 
     try {
@@ -207,18 +214,22 @@ export class SheepServer {
           }
         }
         inflight++;
-        const p = this.#handler(req, data, info).then(send, (err) => {
+        // p settles once the reply is written (or the connection is gone), so close() and the
+        // end of this connection wait for replies, not just for handlers.
+        const p: Promise<void> = this.#handler(req, data, info).then(send, (err) => {
           this.#events.onHandlerError?.(remote, err);
           broken = true;
           closeQuietly(conn);
         }).finally(() => {
           inflight--;
           this.#inflight.delete(p);
+          pending.delete(p);
           const wake = slotFreed;
           slotFreed = null;
           wake?.();
         });
         this.#inflight.add(p);
+        pending.add(p);
       }
     } catch (e) {
       if (!(e instanceof UnexpectedEofError) && !isConnectionGone(e)) {
@@ -227,7 +238,9 @@ export class SheepServer {
     } finally {
       abort.abort();
     }
-    // Let handlers already running finish writing their replies (or fail quietly).
+    // Let handlers already running finish and write their replies (or fail quietly): a client
+    // that half-closes after its last request still gets every reply.
+    await Promise.allSettled([...pending]);
     await writeChain;
   }
 }

@@ -39,8 +39,9 @@ export async function handleLocalOp(
   switch (req.opcode) {
     case Op.READ_VDIS:
     case Op.READ_DEL_VDIS: {
-      if (req.dataLength < SD_VDI_BITMAP_SIZE) {
-        throw new SdError(Res.INVALID_PARMS, "the VDI bitmap reply needs 2,097,152 bytes");
+      // v1.0 accepts exactly the bitmap's size, nothing shorter or longer.
+      if (req.dataLength !== SD_VDI_BITMAP_SIZE) {
+        throw new SdError(Res.INVALID_PARMS, "the VDI bitmap reply is exactly 2,097,152 bytes");
       }
       const map = req.opcode === Op.READ_VDIS ? s.vdis.inUse : s.vdis.deleted;
       return map.bytes.slice();

@@ -127,7 +127,8 @@ export class Sheep implements SheepContext {
     this.nosync = identity.nosync;
     this.config = {
       ctime: 0n,
-      flags: 0,
+      // v1.0 sets the vnode strategy at start: auto unless -V; dog format checks it.
+      flags: identity.fixedVnodes ? 0 : ClusterFlag.AUTO_VNODES,
       copies: SD_DEFAULT_COPIES,
       defaultStore: "plain",
       shutdown: false,
@@ -169,6 +170,10 @@ export class Sheep implements SheepContext {
         );
       }
       this.config = { ...cfg, space: cfg.space || this.identity.space };
+      if (cfg.ctime === 0n) {
+        const auto = this.identity.fixedVnodes ? 0 : ClusterFlag.AUTO_VNODES;
+        this.config.flags = (cfg.flags & ~ClusterFlag.AUTO_VNODES) | auto;
+      }
     } else {
       await this.deps.meta.writeConfig(encodeConfig(this.config));
     }
@@ -391,13 +396,14 @@ export class Sheep implements SheepContext {
     rsp: SdRsp,
     conn: ConnectionInfo,
   ): Promise<Uint8Array | undefined> {
-    const spec = OP_TABLE.get(req.opcode);
-    if (!spec) throw new SdError(Res.INVALID_PARMS, `unknown opcode 0x${req.opcode.toString(16)}`);
+    // v1.0's order: the version is checked before the opcode is looked up.
     if (req.opcode >= 0x80) {
       if (req.protoVer !== SD_SHEEP_PROTO_VER) throw new SdError(Res.VER_MISMATCH);
     } else if (req.protoVer > SD_PROTO_VER) {
       throw new SdError(Res.VER_MISMATCH);
     }
+    const spec = OP_TABLE.get(req.opcode);
+    if (!spec) throw new SdError(Res.INVALID_PARMS, `unknown opcode 0x${req.opcode.toString(16)}`);
     if (this.killed) throw new SdError(Res.KILLED);
     if (this.cinfo.status === ClusterStatus.SHUTDOWN) throw new SdError(Res.SHUTDOWN);
     if (this.cinfo.status === ClusterStatus.WAIT && !spec.force) {
