@@ -171,7 +171,11 @@ export function parseSheepArgs(argv: string[]): SheepCliResult {
   }
   const o = cmd.opts<Record<string, string | boolean | undefined>>();
   if (o.version) {
-    return { kind: "print", text: `Sheepdog daemon version ${SHEEPDOG_VERSION}\nCluster drivers: ${DRIVERS.join(" ")}\n`, code: 0 };
+    return {
+      kind: "print",
+      text: `Sheepdog daemon version ${SHEEPDOG_VERSION}\nCluster drivers: ${DRIVERS.join(" ")}\n`,
+      code: 0,
+    };
   }
   try {
     const path = (cmd.args[0] as string | undefined) ?? "/tmp";

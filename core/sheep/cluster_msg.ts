@@ -31,7 +31,12 @@ export interface OpMessage {
 }
 
 /** Encodes a cluster-op message. */
-export function encodeOpMessage(seq: number, req: SdReq, rsp: SdRsp, data?: Uint8Array): Uint8Array {
+export function encodeOpMessage(
+  seq: number,
+  req: SdReq,
+  rsp: SdRsp,
+  data?: Uint8Array,
+): Uint8Array {
   const len = data?.length ?? 0;
   const out = new Uint8Array(HEADER + SD_REQ_SIZE + SD_RSP_SIZE + len);
   const v = new DataView(out.buffer);

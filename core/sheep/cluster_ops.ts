@@ -175,7 +175,10 @@ async function makeFs(s: Sheep, m: MainStepInput): Promise<void> {
     version: SD_FORMAT_VERSION,
   };
   await s.deps.meta.writeConfig(encodeConfig(s.config));
-  await s.deps.meta.writeEpoch(1, encodeEpochFile(ci.nodes, BigInt(Math.floor(s.deps.now() / 1000))));
+  await s.deps.meta.writeEpoch(
+    1,
+    encodeEpochFile(ci.nodes, BigInt(Math.floor(s.deps.now() / 1000))),
+  );
   await m.adopt(ci);
   s.log.info("cluster formatted", { copies, flags: ci.flags, nodes: ci.nodes.length });
 }

@@ -10,7 +10,7 @@
 
 import { Op, Res, SD_SHEEP_PROTO_VER } from "../proto/constants.ts";
 import { SdReq } from "../proto/header.ts";
-import { addrToString, type SdNode, sameNode } from "../proto/node.ts";
+import { addrToString, sameNode, type SdNode } from "../proto/node.ts";
 import { SdError } from "../proto/sd_error.ts";
 import { oidToString, oidToVid } from "../hash/oid.ts";
 import { Flag } from "../proto/constants.ts";

@@ -158,7 +158,11 @@ export async function handleLocalOp(
       return out;
     }
     case Op.GET_RECOVERY:
-      return encodeRecoveryThrottling({ maxExecCount: 0, queueWorkInterval: 0n, throttling: false });
+      return encodeRecoveryThrottling({
+        maxExecCount: 0,
+        queueWorkInterval: 0n,
+        throttling: false,
+      });
     case Op.SET_RECOVERY:
       return undefined;
     case Op.DISCARD_OBJ:

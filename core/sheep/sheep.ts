@@ -23,7 +23,7 @@ import { type ClusterInfo, decodeClusterInfo, encodeClusterInfo } from "../proto
 import { decodeConfig, encodeConfig, type SheepConfig } from "../proto/config.ts";
 import { decodeEpochFile, encodeEpochFile } from "../proto/epoch_log.ts";
 import { decodeInodeHeader } from "../proto/inode.ts";
-import { nodeAddrString, type SdNode, sameNode } from "../proto/node.ts";
+import { nodeAddrString, sameNode, type SdNode } from "../proto/node.ts";
 import { isVdiObj, oidToVid } from "../hash/oid.ts";
 import { buildRing, type Ring } from "../placement/ring.ts";
 import type { ClusterDriver, JoinDecision } from "../cluster/driver.ts";
@@ -268,9 +268,8 @@ export class Sheep implements SheepContext {
   }
 
   #isMaster(): boolean {
-    const first = [...this.members].sort((a, b) =>
-      nodeAddrString(a) < nodeAddrString(b) ? -1 : 1
-    )[0];
+    const first =
+      [...this.members].sort((a, b) => nodeAddrString(a) < nodeAddrString(b) ? -1 : 1)[0];
     return first !== undefined && sameNode(first, this.self);
   }
 
@@ -331,9 +330,12 @@ export class Sheep implements SheepContext {
   }
 
   #onLost(reason: string): void {
-    this.log.error("lost the cluster; stopping I/O and exiting so the service manager restarts us", {
-      reason,
-    });
+    this.log.error(
+      "lost the cluster; stopping I/O and exiting so the service manager restarts us",
+      {
+        reason,
+      },
+    );
     this.killed = true;
     this.deps.stopListening();
     this.deps.exit(1, `lost the cluster: ${reason}`);
@@ -363,7 +365,11 @@ export class Sheep implements SheepContext {
   // Requests
 
   /** Serves one request; never throws. */
-  async handle(req: SdReq, data: Uint8Array | undefined, conn: ConnectionInfo): Promise<ServerReply> {
+  async handle(
+    req: SdReq,
+    data: Uint8Array | undefined,
+    conn: ConnectionInfo,
+  ): Promise<ServerReply> {
     const rsp = SdRsp.replyTo(req, this.cinfo.epoch, Res.SUCCESS);
     let out: Uint8Array | undefined;
     try {
@@ -421,7 +427,11 @@ export class Sheep implements SheepContext {
     }
   }
 
-  async #peer(req: SdReq, data: Uint8Array | undefined, rsp: SdRsp): Promise<Uint8Array | undefined> {
+  async #peer(
+    req: SdReq,
+    data: Uint8Array | undefined,
+    rsp: SdRsp,
+  ): Promise<Uint8Array | undefined> {
     if (req.epoch < this.cinfo.epoch) throw new SdError(Res.OLD_NODE_VER);
     if (req.epoch > this.cinfo.epoch) await this.waitForEpoch(req.epoch, EPOCH_WAIT_MS);
     return handlePeerOp(this, req, data, rsp);

@@ -18,7 +18,12 @@ async function withSheep(fn: (c: SheepClient, s: Sheep) => Promise<void>): Promi
   const store = await PlainStore.open(dir, { nosync: true });
   let server: SheepServer | null = null;
   const sheep = new Sheep(
-    { node: makeNode("127.0.0.1", 7000, { zone: 0 }), space: 1n << 40n, fixedVnodes: false, nosync: true },
+    {
+      node: makeNode("127.0.0.1", 7000, { zone: 0 }),
+      space: 1n << 40n,
+      fixedVnodes: false,
+      nosync: true,
+    },
     {
       store,
       meta: memoryMetaFiles(),
@@ -32,8 +37,10 @@ async function withSheep(fn: (c: SheepClient, s: Sheep) => Promise<void>): Promi
   );
   await sheep.load();
   await sheep.join();
-  server = SheepServer.listen({ tcp: { hostname: "127.0.0.1", port: 0 } }, (r, d, c) =>
-    sheep.handle(r, d, c));
+  server = SheepServer.listen(
+    { tcp: { hostname: "127.0.0.1", port: 0 } },
+    (r, d, c) => sheep.handle(r, d, c),
+  );
   const client = await SheepClient.connect({ host: "127.0.0.1", port: server.tcpPort! });
   try {
     await fn(client, sheep);
@@ -57,7 +64,10 @@ function formatReq(copies: number): SdReq {
 
 Deno.test("sheep serves format, VDI create, object write and read on one node", async () => {
   await withSheep(async (c, s) => {
-    let r = await c.request(SdReq.of(Op.NEW_VDI, SD_PROTO_VER, { flags: Flag.CMD_WRITE, dataLength: 256 }), encodeFixedString("test", 256));
+    let r = await c.request(
+      SdReq.of(Op.NEW_VDI, SD_PROTO_VER, { flags: Flag.CMD_WRITE, dataLength: 256 }),
+      encodeFixedString("test", 256),
+    );
     assert.equal(r.rsp.result, Res.WAIT_FOR_FORMAT);
     r = await c.request(formatReq(1), new TextEncoder().encode("plain\0"));
     assert.equal(r.rsp.result, Res.SUCCESS);
@@ -76,7 +86,10 @@ Deno.test("sheep serves format, VDI create, object write and read on one node", 
     r = await c.request(rd);
     assert.equal(r.rsp.result, Res.SUCCESS);
     assert.equal(decodeInodeHeader(r.data).name, "test");
-    const wr = SdReq.of(Op.CREATE_AND_WRITE_OBJ, SD_PROTO_VER, { flags: Flag.CMD_WRITE, dataLength: 5 });
+    const wr = SdReq.of(Op.CREATE_AND_WRITE_OBJ, SD_PROTO_VER, {
+      flags: Flag.CMD_WRITE,
+      dataLength: 5,
+    });
     wr.obj.oid = vidToDataOid(0x7c2b25, 0);
     wr.obj.offset = 512;
     r = await c.request(wr, new TextEncoder().encode("hello"));

@@ -64,7 +64,11 @@ export interface FoundVdi {
 }
 
 /** Reads the lookup-relevant part of the inode of `vid`. */
-export async function readInodeHeader(gw: Gateway, vid: number, full = false): Promise<InodeHeader> {
+export async function readInodeHeader(
+  gw: Gateway,
+  vid: number,
+  full = false,
+): Promise<InodeHeader> {
   const bytes = await gw.read(vidToVdiOid(vid), 0, full ? SD_INODE_HEADER_SIZE : LOOKUP_READ_SIZE);
   return decodeInodeHeader(bytes);
 }

@@ -10,11 +10,7 @@
 import { LockState, SD_VDI_STATE_SIZE } from "../proto/constants.ts";
 import type { NodeId } from "../proto/node.ts";
 import { VdiBitmap } from "../vdi/bitmap.ts";
-import {
-  decodeVdiState,
-  encodeVdiState,
-  type VdiStateRecord,
-} from "../proto/vdi_state.ts";
+import { decodeVdiState, encodeVdiState, type VdiStateRecord } from "../proto/vdi_state.ts";
 
 /** What a node knows about one VDI. */
 export interface VdiInfo {
