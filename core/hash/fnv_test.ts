@@ -10,7 +10,9 @@ import {
 } from "./fnv.ts";
 
 const vectors = JSON.parse(
-  Deno.readTextFileSync(new URL("../../../shared/testdata/placement-vectors.json", import.meta.url)),
+  Deno.readTextFileSync(
+    new URL("../../../shared/testdata/placement-vectors.json", import.meta.url),
+  ),
 );
 
 const PRIME = 0x100000001b3n;

@@ -25,7 +25,9 @@ import {
 } from "./oid.ts";
 
 const vectors = JSON.parse(
-  Deno.readTextFileSync(new URL("../../../shared/testdata/placement-vectors.json", import.meta.url)),
+  Deno.readTextFileSync(
+    new URL("../../../shared/testdata/placement-vectors.json", import.meta.url),
+  ),
 );
 
 const MiB = 1024 * 1024;

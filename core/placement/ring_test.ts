@@ -20,7 +20,9 @@ interface VectorRing {
 }
 
 const vectors = JSON.parse(
-  Deno.readTextFileSync(new URL("../../../shared/testdata/placement-vectors.json", import.meta.url)),
+  Deno.readTextFileSync(
+    new URL("../../../shared/testdata/placement-vectors.json", import.meta.url),
+  ),
 );
 const rings: VectorRing[] = vectors.rings;
 
@@ -147,9 +149,9 @@ Deno.test("ring.place() is deterministic and independent of the input order of n
 
 Deno.test("ring.place() puts the first replica on the owner of the first vnode ≥ the key", () => {
   const next = rng(99);
-  const ring = buildRing(rings[2].nodes.map((n) =>
-    makeNode(n.addr, n.port, { zone: n.zone, nrVnodes: n.nr_vnodes })
-  ));
+  const ring = buildRing(
+    rings[2].nodes.map((n) => makeNode(n.addr, n.port, { zone: n.zone, nrVnodes: n.nr_vnodes })),
+  );
   for (let i = 0; i < 1000; i++) {
     const oid = randomOid(next);
     const key = sdHashOid(oid);

@@ -5,7 +5,9 @@ import { buildRing } from "./ring.ts";
 import { autoVnodes, nodeSeedHash, vnodeHashes } from "./vnodes.ts";
 
 const vectors = JSON.parse(
-  Deno.readTextFileSync(new URL("../../../shared/testdata/placement-vectors.json", import.meta.url)),
+  Deno.readTextFileSync(
+    new URL("../../../shared/testdata/placement-vectors.json", import.meta.url),
+  ),
 );
 
 function withSpace(spaces: bigint[], nrVnodes = 128): SdNode[] {
@@ -38,7 +40,11 @@ Deno.test("vnodeHashes() chains sd_hash_next from the seed and matches the vecto
 });
 
 Deno.test("autoVnodes() gives 128 to every node of equal space", () => {
-  assert.deepEqual(counts(autoVnodes(withSpace([5n << 30n, 5n << 30n, 5n << 30n]))), [128, 128, 128]);
+  assert.deepEqual(counts(autoVnodes(withSpace([5n << 30n, 5n << 30n, 5n << 30n]))), [
+    128,
+    128,
+    128,
+  ]);
 });
 
 Deno.test("autoVnodes() scales by space over the mean, rounded to nearest", () => {

@@ -124,14 +124,15 @@ function collectDown(
   lo: number,
   out: number[],
 ): void {
-  let v = hi;
-  while (v >= lo) {
-    const a = inUse.findPrevSet(v);
-    const b = deleted.findPrevSet(v);
-    v = a > b ? a : b;
-    if (v < lo) break;
+  // Merge two downward scans; each resumes where it stopped, so the whole walk is linear.
+  let a = inUse.findPrevSet(hi);
+  let b = deleted.findPrevSet(hi);
+  for (;;) {
+    const v = a > b ? a : b;
+    if (v < lo) return;
     out.push(v);
-    v--;
+    if (a === v) a = inUse.findPrevSet(v - 1);
+    if (b === v) b = deleted.findPrevSet(v - 1);
   }
 }
 

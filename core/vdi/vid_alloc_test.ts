@@ -154,9 +154,12 @@ Deno.test("a name hashing into a neighbour's run is placed after the run", () =>
   }
   const { plan, choice } = c.lookup("test");
   assert.equal(plan.freeVid, 0x7c2b30);
-  assert.deepEqual(plan.candidates, [0x7c2b2f, 0x7c2b2e, 0x7c2b2d, 0x7c2b2c, 0x7c2b2b].concat(
-    [0x7c2b2a, 0x7c2b29, 0x7c2b28, 0x7c2b27, 0x7c2b26, 0x7c2b25],
-  ));
+  assert.deepEqual(
+    plan.candidates,
+    [0x7c2b2f, 0x7c2b2e, 0x7c2b2d, 0x7c2b2c, 0x7c2b2b].concat(
+      [0x7c2b2a, 0x7c2b29, 0x7c2b28, 0x7c2b27, 0x7c2b26, 0x7c2b25],
+    ),
+  );
   assert.equal(choice.result, Res.NO_VDI);
 });
 
