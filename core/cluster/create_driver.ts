@@ -9,14 +9,11 @@ import type { ClusterDriver } from "./driver.ts";
 import { Res } from "../proto/constants.ts";
 import { SdError } from "../proto/sd_error.ts";
 
-/** The default PATH of the local driver. */
-export const DEFAULT_LOCAL_PATH = "/tmp/sheepdog_local";
-
 /** A driver for `-c name[:option]`. */
 export async function createDriver(name: string, option: string): Promise<ClusterDriver> {
   switch (name) {
     case "local": {
-      const { LocalDriver } = await import("./local.ts");
+      const { LocalDriver, DEFAULT_LOCAL_PATH } = await import("./local.ts");
       return new LocalDriver({ path: option || DEFAULT_LOCAL_PATH });
     }
     default:

@@ -1,0 +1,358 @@
+/**
+ * The `local` cluster driver (`sheep -c local[:PATH]`): several sheep processes on one host.
+ *
+ * Files (PATH defaults to /tmp/sheepdog_local; give each cluster its own):
+ * - `PATH`: the shared event log (see local_log.ts): appended under a flock, read by everyone;
+ *   its order is the cluster's total order, fed to the event log state machine.
+ * - `PATH.lock`: the flock file. The kernel drops a dead holder's lock.
+ * - `PATH.d/<id>.sock`: one listening UNIX socket per member; `id` is random per process.
+ *
+ * Each member reads the log when inotify (Deno.watchFs on the log file) reports a change, and at
+ * the latest every `pollMs` (every FALLBACK_POLL_MS when the watch cannot be set up). Every
+ * `probeMs` it probes the sockets of its PROBE_FANOUT successors (in id order) among the members
+ * and pending joiners; one that refuses connections (or whose socket is gone) is dead, and the
+ * prober posts its LEAVE (the state machine ignores duplicates) and removes the socket file. A
+ * SIGKILLed sheep is thus seen gone by all within about probeMs plus a read. A restarted sheep
+ * gets a new id; its JOIN from the same address:port removes the old incarnation if it is still
+ * listed. Pids are never used.
+ *
+ * @module
+ */
+
+import { assert } from "../assert.ts";
+import { ipv4ToAddr, type SdNode } from "../proto/node.ts";
+import type { ClusterDriver, ClusterHandlers } from "./driver.ts";
+import { LocalLog } from "./local_log.ts";
+import {
+  MemberSocket,
+  memberSocketPath,
+  newMemberId,
+  probe,
+  removeIfPresent,
+} from "./local_liveness.ts";
+import { MemberRunner } from "./member_runner.ts";
+
+/** The log path when `-c local` has no `:PATH`. */
+export const DEFAULT_LOCAL_PATH = "/tmp/sheepdog_local";
+/** How often a member looks for new events without a change notification. */
+export const LOCAL_POLL_MS = 100;
+/** The same when file change notifications are not available. */
+const FALLBACK_POLL_MS = 10;
+/** How often a member probes the others' sockets. */
+export const LOCAL_PROBE_MS = 250;
+/** A probe that takes longer proves nothing. */
+export const LOCAL_PROBE_TIMEOUT_MS = 1000;
+/** A dead member still listed this long after its LEAVE was posted gets another one. */
+const REPOST_LEAVE_MS = 2000;
+/** Unlisted sockets are swept every this many probe rounds… */
+const SWEEP_EVERY_ROUNDS = 20;
+/** …when they refuse connections and are at least this old (a starting sheep is younger). */
+const STALE_SOCKET_MS = 10_000;
+
+/**
+ * How many others each member probes. Every incarnation is probed by this many members (its
+ * predecessors in id order), so that N members make PROBE_FANOUT·N probes per round, not N².
+ */
+export const PROBE_FANOUT = 3;
+
+/**
+ * The ids `me` probes: the `fanout` ids following it, cyclically, in the sorted list of `listed`
+ * and `me`. Members that see the same list split the work; when a member's probers all die, their
+ * own leaves reshape the ring and others take over.
+ */
+export function probeTargets(me: string, listed: readonly string[], fanout: number): string[] {
+  const ring = [...new Set([...listed, me])].sort();
+  const at = ring.indexOf(me);
+  const out: string[] = [];
+  for (let k = 1; k <= Math.min(fanout, ring.length - 1); k++) {
+    out.push(ring[(at + k) % ring.length]);
+  }
+  return out;
+}
+
+/** Options of the local driver. */
+export interface LocalDriverOptions {
+  /** The log file path (the option text after "local:"; default DEFAULT_LOCAL_PATH). */
+  path?: string;
+  /** Read the log at least this often (default LOCAL_POLL_MS). */
+  pollMs?: number;
+  /** Probe the watched members this often (default LOCAL_PROBE_MS). */
+  probeMs?: number;
+  /** Compaction threshold (default LOCAL_COMPACT_BYTES, see local_log.ts). */
+  compactBytes?: number;
+  /** Deadline for the log lock (default LOCAL_LOCK_TIMEOUT_MS). */
+  lockTimeoutMs?: number;
+  /** Deadlines of join(), block() and leave() (defaults in member_runner.ts). */
+  joinTimeoutMs?: number;
+  blockTimeoutMs?: number;
+  leaveTimeoutMs?: number;
+}
+
+/** The log path of `-c local[:PATH]`, given the text after "local:" (if any). */
+export function localPathOption(option: string | undefined): string {
+  return option === undefined || option === "" ? DEFAULT_LOCAL_PATH : option;
+}
+
+/** One sheep's local driver. */
+export class LocalDriver implements ClusterDriver {
+  readonly name = "local";
+  readonly path: string;
+  readonly #opts: LocalDriverOptions;
+  #log: LocalLog | null = null;
+  #socket: MemberSocket | null = null;
+  #runner: MemberRunner | null = null;
+  #closed = false;
+  #broken = false;
+  #pollTimer: ReturnType<typeof setTimeout> | undefined;
+  #pollAgain = false;
+  #watcher: Deno.FsWatcher | null = null;
+  #watching: Promise<void> | null = null;
+  #watchedGeneration = -1;
+  #watchFailed = false;
+  #probeTimer: ReturnType<typeof setTimeout> | undefined;
+  #polling: Promise<void> | null = null;
+  #probing: Promise<void> | null = null;
+  /** When this member last posted a LEAVE for each dead id. */
+  readonly #reported = new Map<string, number>();
+  #rounds = 0;
+
+  constructor(opts: LocalDriverOptions = {}) {
+    this.#opts = opts;
+    this.path = localPathOption(opts.path);
+  }
+
+  /** This member's id (after init). */
+  get id(): string | null {
+    return this.#runner?.me ?? null;
+  }
+
+  /** The shared log handle (after init; for tests). */
+  get log(): LocalLog | null {
+    return this.#log;
+  }
+
+  localAddr(): Uint8Array {
+    return ipv4ToAddr("127.0.0.1");
+  }
+
+  async init(handlers: ClusterHandlers): Promise<void> {
+    assert(this.#runner === null && !this.#closed, "init() is called once");
+    const o = this.#opts;
+    const log = await LocalLog.open({
+      path: this.path,
+      compactBytes: o.compactBytes,
+      lockTimeoutMs: o.lockTimeoutMs,
+    });
+    const id = newMemberId();
+    let socket: MemberSocket;
+    try {
+      socket = MemberSocket.listen(log.dir, id);
+    } catch (e) {
+      log.close();
+      throw e;
+    }
+    const runner = new MemberRunner(handlers, {
+      me: id,
+      post: (ev) => log.append(ev),
+      snapshot: log.initialSnapshot,
+      joinTimeoutMs: o.joinTimeoutMs,
+      blockTimeoutMs: o.blockTimeoutMs,
+      leaveTimeoutMs: o.leaveTimeoutMs,
+    });
+    log.start((ev) => runner.feed(ev), () => runner.eventLog.snapshot());
+    this.#log = log;
+    this.#socket = socket;
+    this.#runner = runner;
+    try {
+      await log.read();
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    this.#schedulePoll(this.#watch() ? 0 : undefined);
+    this.#scheduleProbe();
+  }
+
+  join(myself: SdNode, opaque: Uint8Array): Promise<void> {
+    return this.#live().join(myself, opaque);
+  }
+
+  leave(): Promise<void> {
+    return this.#live().leave();
+  }
+
+  notify(msg: Uint8Array): Promise<void> {
+    return this.#live().notify(msg);
+  }
+
+  block(): Promise<void> {
+    return this.#live().block();
+  }
+
+  unblock(msg: Uint8Array): Promise<void> {
+    return this.#live().unblock(msg);
+  }
+
+  updateNode(node: SdNode): Promise<void> {
+    return this.#live().updateNode(node);
+  }
+
+  /** Leaves the cluster if still in it, then releases the socket, files and timers. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const r = this.#runner;
+    try {
+      if (r !== null && !this.#broken && (r.phase === "member" || r.phase === "joining")) {
+        await r.leave();
+      }
+    } finally {
+      this.#closed = true;
+      clearTimeout(this.#pollTimer);
+      clearTimeout(this.#probeTimer);
+      await this.#polling;
+      await this.#probing;
+      this.#unwatch();
+      await this.#watching;
+      r?.stop("driver closed");
+      await this.#socket?.close();
+      this.#log?.close();
+    }
+  }
+
+  #live(): MemberRunner {
+    assert(this.#runner !== null, "init() first");
+    return this.#runner;
+  }
+
+  /** The log or the lock cannot be used any more: this member has lost the cluster. */
+  #fail(what: string, e: unknown): void {
+    if (this.#broken || this.#closed) return;
+    this.#broken = true;
+    this.#runner?.lose(`${what}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+
+  #active(): boolean {
+    return !this.#closed && !this.#broken && this.#runner?.phase !== "gone";
+  }
+
+  #schedulePoll(delay?: number): void {
+    clearTimeout(this.#pollTimer);
+    if (!this.#active()) return;
+    const ms = delay ??
+      (this.#watchFailed ? FALLBACK_POLL_MS : this.#opts.pollMs ?? LOCAL_POLL_MS);
+    this.#pollTimer = setTimeout(() => this.#pollNow(), ms);
+  }
+
+  /** Reads the log now (or right after the read in progress). */
+  #pollNow(): void {
+    if (this.#polling !== null) {
+      this.#pollAgain = true;
+      return;
+    }
+    clearTimeout(this.#pollTimer);
+    if (!this.#active()) return;
+    this.#polling = this.#log!.read()
+      .catch((e) => this.#fail(`cannot read ${this.path}`, e))
+      .finally(() => {
+        this.#polling = null;
+        // A new watch may have missed what was appended before it was set up: read once more.
+        if (this.#log!.generation !== this.#watchedGeneration && this.#watch()) {
+          this.#pollAgain = true;
+        }
+        const again = this.#pollAgain;
+        this.#pollAgain = false;
+        this.#schedulePoll(again ? 0 : undefined);
+      });
+  }
+
+  /**
+   * Watches the log file for appends (again after a compaction replaced it). False when not
+   * watching.
+   */
+  #watch(): boolean {
+    this.#unwatch();
+    if (!this.#active() || this.#watchFailed) return false;
+    let w: Deno.FsWatcher;
+    try {
+      w = Deno.watchFs(this.path, { recursive: false });
+    } catch (e) {
+      // No inotify (or its limits reached): fall back to reading more often.
+      if (!(e instanceof Error)) throw e;
+      this.#watchFailed = true;
+      return false;
+    }
+    this.#watcher = w;
+    this.#watchedGeneration = this.#log!.generation;
+    const prev = this.#watching ?? Promise.resolve();
+    this.#watching = prev.then(async () => {
+      try {
+        for await (const _ of w) this.#pollNow();
+      } catch (e) {
+        // The watch broke (not a close): reading more often replaces it.
+        if (!(e instanceof Error)) throw e;
+        this.#watchFailed = true;
+      }
+    });
+    return true;
+  }
+
+  #unwatch(): void {
+    this.#watcher?.close();
+    this.#watcher = null;
+  }
+
+  #scheduleProbe(): void {
+    if (!this.#active()) return;
+    this.#probeTimer = setTimeout(() => {
+      this.#probing = this.#probeRound()
+        .catch((e) => this.#fail("cannot report a dead member", e))
+        .finally(() => {
+          this.#probing = null;
+          this.#scheduleProbe();
+        });
+    }, this.#opts.probeMs ?? LOCAL_PROBE_MS);
+  }
+
+  /**
+   * Probes this member's successors among the listed members and pending joiners; posts the LEAVE
+   * of the dead ones.
+   */
+  async #probeRound(): Promise<void> {
+    const log = this.#log!;
+    const ids = this.#runner!.eventLog.watchList();
+    await Promise.all(
+      probeTargets(this.#runner!.me, ids, PROBE_FANOUT).map(async (id) => {
+        const path = memberSocketPath(log.dir, id);
+        if (await probe(path, LOCAL_PROBE_TIMEOUT_MS) !== "dead") return;
+        const last = this.#reported.get(id);
+        if (last !== undefined && Date.now() - last < REPOST_LEAVE_MS) return;
+        if (!this.#active()) return;
+        this.#reported.set(id, Date.now());
+        await log.append({ type: "leave", id });
+        await removeIfPresent(path);
+      }),
+    );
+    for (const id of this.#reported.keys()) if (!ids.includes(id)) this.#reported.delete(id);
+    if (++this.#rounds % SWEEP_EVERY_ROUNDS === 0) await this.#sweep(ids);
+  }
+
+  /** Removes old sockets of processes that died before their JOIN or after their LEAVE. */
+  async #sweep(listed: string[]): Promise<void> {
+    const dir = this.#log!.dir;
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.name.endsWith(".sock")) continue;
+      const id = e.name.slice(0, -".sock".length);
+      if (id === this.#runner!.me || listed.includes(id)) continue;
+      const path = memberSocketPath(dir, id);
+      let mtime: number;
+      try {
+        mtime = (await Deno.lstat(path)).mtime?.getTime() ?? 0;
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) continue;
+        throw err;
+      }
+      if (Date.now() - mtime < STALE_SOCKET_MS) continue;
+      if (await probe(path, LOCAL_PROBE_TIMEOUT_MS) === "dead") await removeIfPresent(path);
+    }
+  }
+}
