@@ -142,7 +142,9 @@ function buildCommand(): Command {
     .option("-V, --vnodes <n>", "fixed number of vnodes (cluster formatted with -V)")
     .option("-y, --myaddr <ip>", "address announced to the other sheep")
     .option("-z, --zone <zone>", "failure zone (default: from the IPv4 address)")
-    .addOption(new Option("--nbd <addr:port>", "serve every VDI over NBD at ADDR:PORT"))
+    .addOption(
+      new Option("--nbd <addr:port>", "serve every VDI over NBD at ADDR:PORT (default: off)"),
+    )
     .helpOption("-h, --help", "show this help")
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} })

@@ -38,6 +38,19 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 /** How long connecting to a sheep may take (ms). */
 export const CONNECT_TIMEOUT_MS = 5_000;
 
+/** Largest NBD READ or WRITE payload: the NBD protocol's default maximum block size. */
+export const NBD_MAX_PAYLOAD = 32 * 1024 * 1024;
+/** Largest option data an NBD client may send in the handshake (export names are ≤ 4096 B). */
+export const NBD_MAX_OPTION_DATA = 64 * 1024;
+/** NBD requests in flight on one connection; further reads pause until replies drain. */
+export const NBD_MAX_INFLIGHT_PER_CONNECTION = 64;
+/** Payload bytes (READ and WRITE lengths) in flight on one NBD connection. */
+export const NBD_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024;
+/** Concurrent NBD connections per sheep. */
+export const NBD_MAX_CONNECTIONS = 1024;
+/** How long an NBD client may take from connecting to the end of its handshake (ms). */
+export const NBD_HANDSHAKE_TIMEOUT_MS = 30_000;
+
 /** Asserts the relations between limits. */
 export function checkLimits(): void {
   assert(MAX_REQUEST_DATA >= MAX_OBJECT_SIZE, "a request must hold a whole inode");
@@ -46,4 +59,5 @@ export function checkLimits(): void {
   assert(MAX_REQUEST_DATA >= 1 << MAX_BLOCK_SIZE_SHIFT, "a request must hold a data object");
   assert(MAX_EVENT_SIZE <= MAX_REQUEST_DATA, "an event fits in a request");
   assert(MIN_BLOCK_SIZE_SHIFT <= 22 && 22 <= MAX_BLOCK_SIZE_SHIFT, "default shift in range");
+  assert(NBD_MAX_INFLIGHT_BYTES >= NBD_MAX_PAYLOAD, "one NBD request of the largest size fits");
 }

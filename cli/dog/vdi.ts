@@ -27,6 +27,7 @@ import { decodeVdiAttr, encodeVdiAttr } from "../../core/proto/vdi_attr.ts";
 import { vidToAttrOid, vidToDataOid, vidToVdiOid } from "../../core/hash/oid.ts";
 import { buildRing } from "../../core/placement/ring.ts";
 import { MAX_REQUEST_DATA } from "../../core/limits.ts";
+import { type SheepRequest, VdiIoError, VdiVolume } from "../../core/vdi_client/volume.ts";
 import { mapBounded } from "./bounded.ts";
 import type { CommandContext, CommandGroup, OptionSpec } from "./command_spec.ts";
 import { DogError, Exit, ReportedError, usageError } from "./dog_error.ts";
@@ -525,27 +526,53 @@ export function* pieces(
   }
 }
 
+/** The session as the request function of a shared VDI volume. */
+function volumeRequest(ctx: CommandContext): SheepRequest {
+  return (req, data) => ctx.session.exec(req, data);
+}
+
+/**
+ * Prints v1.0's line for a failed object request of a volume (as dog_read_object and
+ * dog_write_object print it) and returns the error's result; other errors are rethrown.
+ */
+async function reportVolumeError(ctx: CommandContext, e: unknown): Promise<number> {
+  if (!(e instanceof VdiIoError)) throw e;
+  const oid = e.oid.toString(16);
+  const verb = e.op === "read" ? "read" : "write";
+  if (e.cause !== undefined) {
+    const cause = e.cause;
+    if (!(cause instanceof ReportedError)) {
+      await ctx.out.error(cause instanceof Error ? cause.message : String(cause));
+    }
+    await ctx.out.error(`Failed to ${verb} object ${oid}`);
+  } else if (e.op === "read") {
+    await ctx.out.error(`Failed to read object ${oid} ${resultText(e.result)}`);
+  } else {
+    await ctx.out.error(`Failed to write object ${oid}: ${resultText(e.result)}`);
+  }
+  return e.result;
+}
+
 async function vdiRead(ctx: CommandContext): Promise<number> {
   const name = ctx.args[0];
   let { offset, total } = rangeArgs(ctx);
   const vid = await openVdi(ctx.session, name, snapshotOf(ctx));
-  const { header, index } = await loadInode(ctx.session, vid);
+  const inode = await loadInode(ctx.session, vid);
+  const { header } = inode;
   if (header.vdiSize < offset) {
     throw new DogError(Exit.FAILURE, ["Read offset is beyond the end of the VDI"]);
   }
   const left = header.vdiSize - offset;
   if (total > left) total = left;
-  await mapBounded(pieces(offset, total, objectSizeOf(header)), IO_WINDOW, async (p) => {
-    const owner = index.get(p.idx);
-    if (owner === 0) return new Uint8Array(p.len);
-    const { result, data } = await ctx.session.readObject(
-      vidToDataOid(owner, p.idx),
-      p.len,
-      p.off,
-      false,
-    );
-    if (result !== Res.SUCCESS) throw new DogError(Exit.FAILURE, []);
-    return data;
+  const volume = VdiVolume.fromLoaded(volumeRequest(ctx), inode);
+  const objectSize = objectSizeOf(header);
+  await mapBounded(pieces(offset, total, objectSize), IO_WINDOW, async (p) => {
+    try {
+      return await volume.read(p.idx * objectSize + p.off, p.len);
+    } catch (e) {
+      await reportVolumeError(ctx, e);
+      throw new DogError(Exit.FAILURE, []);
+    }
   }, (data) => ctx.out.bytes(data));
   return Exit.SUCCESS;
 }
@@ -554,36 +581,30 @@ async function vdiWrite(ctx: CommandContext): Promise<number> {
   const name = ctx.args[0];
   let { offset, total } = rangeArgs(ctx);
   const vid = await openVdi(ctx.session, name, WORKING);
-  const { header, index } = await loadInode(ctx.session, vid);
+  const inode = await loadInode(ctx.session, vid);
+  const { header } = inode;
   requirePlain(header, "Writing");
-  if (!(index instanceof PlainDataIndex)) throw new DogError(Exit.FAILURE, []);
+  if (!(inode.index instanceof PlainDataIndex)) throw new DogError(Exit.FAILURE, []);
   if (header.vdiSize < offset) {
     throw new DogError(Exit.FAILURE, ["Write offset is beyond the end of the VDI"]);
   }
   const left = header.vdiSize - offset;
   if (total > left) total = left;
-  const flags = ctx.opts.has("w") ? Flag.CMD_CACHE : 0;
-  for (const p of pieces(offset, total, objectSizeOf(header))) {
+  const writeFlags = ctx.opts.has("w") ? Flag.CMD_CACHE : 0;
+  const volume = VdiVolume.fromLoaded(volumeRequest(ctx), inode, { writeFlags });
+  const objectSize = objectSizeOf(header);
+  for (const p of pieces(offset, total, objectSize)) {
     const data = await ctx.stdin.read(p.len);
     // v1.0 still sends a zero-length create when stdin ends on an object boundary, allocating an
     // empty object; we stop instead.
     if (data.length === 0) break;
-    const current = index.get(p.idx);
-    const create = current !== vid;
-    const cowOid = current !== 0 && current !== vid ? vidToDataOid(current, p.idx) : 0n;
-    index.entries[p.idx] = vid;
-    const r = await ctx.session.writeObject(vidToDataOid(vid, p.idx), data, p.off, {
-      create,
-      cowOid,
-      flags,
-      copies: header.nrCopies,
-      copyPolicy: header.copyPolicy,
-    });
-    if (r !== Res.SUCCESS) throw new DogError(Exit.FAILURE, ["Failed to write VDI"], { result: r });
-    if (
-      create && (await writeInodeEntry(ctx, vid, header, p.idx, vid, { flags })) !== Res.SUCCESS
-    ) {
-      return Exit.FAILURE;
+    try {
+      await volume.write(p.idx * objectSize + p.off, data);
+    } catch (e) {
+      const result = await reportVolumeError(ctx, e);
+      // A failed inode entry update ends the command without v1.0's summary line.
+      if ((e as VdiIoError).oid === vidToVdiOid(volume.vid)) return Exit.FAILURE;
+      throw new DogError(Exit.FAILURE, ["Failed to write VDI"], { result });
     }
     if (data.length < p.len) break;
   }

@@ -8,28 +8,32 @@
 
 import {
   Flag,
-  MAX_DATA_OBJS,
   Op,
   Res,
   resultText,
-  SD_INODE_DATA_INDEX_SIZE,
-  SD_INODE_HEADER_SIZE,
   SD_MAX_VDI_LEN,
   SD_NR_VDIS,
   SD_VDI_BITMAP_SIZE,
 } from "../../core/proto/constants.ts";
-import { dataObjectCount, decodeInodeHeader, type InodeHeader } from "../../core/proto/inode.ts";
+import { decodeInodeHeader, type InodeHeader } from "../../core/proto/inode.ts";
+import { SdError } from "../../core/proto/sd_error.ts";
 import {
-  decodeIndexNode,
-  INDEX_HEADER_SIZE,
-  INDEX_SIZE,
-  INDIRECT_INDEX_SIZE,
-} from "../../core/proto/btree_index.ts";
+  type DataIndex,
+  INODE_FIRST_READ,
+  readDataIndex as readIndexFrom,
+} from "../../core/vdi_client/data_index.ts";
 import { encodeFixedString } from "../../core/proto/strings.ts";
 import { vidToVdiOid } from "../../core/hash/oid.ts";
 import { DogError, Exit } from "./dog_error.ts";
 import { dogReq, type DogSession } from "./session.ts";
 import { mapBounded } from "./bounded.ts";
+
+export {
+  BtreeDataIndex,
+  type DataIndex,
+  objectCount,
+  PlainDataIndex,
+} from "../../core/vdi_client/data_index.ts";
 
 /** A snapshot selector: `-s` is an id when numeric, else a tag. */
 export interface SnapshotRef {
@@ -99,64 +103,6 @@ export async function openVdi(
   return vid;
 }
 
-/** The owner vid of every data object of a VDI. */
-export interface DataIndex {
-  /** Number of data objects the VDI spans (ceil(size / object size), at most 2^20 if plain). */
-  readonly count: number;
-  /** The vid owning object `idx`, 0 when unallocated. */
-  get(idx: number): number;
-  /** Allocated objects as [idx, vid], by increasing idx. */
-  allocated(): Iterable<[number, number]>;
-}
-
-/** A plain inode's data_vdi_id (or the prefix of it that the VDI spans). */
-export class PlainDataIndex implements DataIndex {
-  readonly count: number;
-  /** Entries 0 … count-1 (mutable: writers update them as they allocate). */
-  readonly entries: Uint32Array;
-
-  constructor(entries: Uint32Array) {
-    this.entries = entries;
-    this.count = entries.length;
-  }
-
-  get(idx: number): number {
-    return idx < this.entries.length ? this.entries[idx] : 0;
-  }
-
-  *allocated(): Iterable<[number, number]> {
-    for (let i = 0; i < this.entries.length; i++) {
-      if (this.entries[i] !== 0) yield [i, this.entries[i]];
-    }
-  }
-}
-
-/** A hyper volume's index, read from its B-tree (read-only). */
-export class BtreeDataIndex implements DataIndex {
-  readonly count: number;
-  readonly #map: Map<number, number>;
-
-  constructor(count: number, map: Map<number, number>) {
-    this.count = count;
-    this.#map = map;
-  }
-
-  get(idx: number): number {
-    return this.#map.get(idx) ?? 0;
-  }
-
-  *allocated(): Iterable<[number, number]> {
-    const keys = [...this.#map.keys()].sort((a, b) => a - b);
-    for (const k of keys) {
-      const v = this.#map.get(k)!;
-      if (v !== 0) yield [k, v];
-    }
-  }
-}
-
-/** Bytes v1.0 reads first for every inode: the header and a B-tree index header. */
-const FIRST_READ = SD_INODE_HEADER_SIZE + INDEX_HEADER_SIZE;
-
 /**
  * Reads an inode's header (and the B-tree root header), or returns the failing result code
  * (the "Failed to read object" line is printed).
@@ -165,17 +111,9 @@ export async function readInodeHead(
   session: DogSession,
   vid: number,
 ): Promise<{ result: number; header?: InodeHeader; head?: Uint8Array }> {
-  const { result, data } = await session.readObject(vidToVdiOid(vid), FIRST_READ, 0);
+  const { result, data } = await session.readObject(vidToVdiOid(vid), INODE_FIRST_READ, 0);
   if (result !== Res.SUCCESS) return { result };
   return { result, header: decodeInodeHeader(data), head: data };
-}
-
-/**
- * Number of data objects a VDI spans, as count_data_objs() computes it. A block_size_shift of 0
- * (an inode from before per-VDI object sizes) means the default 22.
- */
-export function objectCount(h: InodeHeader): number {
-  return dataObjectCount(h.vdiSize, h.blockSizeShift || 22);
 }
 
 /**
@@ -187,42 +125,19 @@ export async function readDataIndex(
   h: InodeHeader,
   head: Uint8Array,
 ): Promise<DataIndex> {
-  const oid = vidToVdiOid(h.vdiId);
-  const count = objectCount(h);
-  if (h.storePolicy === 0) {
-    const n = Math.min(count, MAX_DATA_OBJS);
-    if (n === 0) return new PlainDataIndex(new Uint32Array(0));
-    const { result, data } = await session.readObject(oid, 4 * n, SD_INODE_HEADER_SIZE);
-    if (result !== Res.SUCCESS) throw new DogError(Exit.FAILURE, ["Failed to read inode"]);
-    const entries = new Uint32Array(n);
-    new Uint8Array(entries.buffer).set(data);
-    return new PlainDataIndex(entries);
-  }
-  const map = new Map<number, number>();
-  const rootHead = head.subarray(SD_INODE_HEADER_SIZE, FIRST_READ);
-  const view = new DataView(rootHead.buffer, rootHead.byteOffset, INDEX_HEADER_SIZE);
-  const depth = view.getUint16(2, true);
-  const entries = view.getUint32(4, true);
-  const entrySize = depth === 2 ? INDIRECT_INDEX_SIZE : INDEX_SIZE;
-  const rootLen = Math.min(INDEX_HEADER_SIZE + entries * entrySize, SD_INODE_DATA_INDEX_SIZE);
-  const root = await session.readObject(oid, rootLen, SD_INODE_HEADER_SIZE);
-  if (root.result !== Res.SUCCESS) throw new DogError(Exit.FAILURE, ["Failed to read inode"]);
-  const node = decodeIndexNode(root.data);
-  for (const e of node.entries) {
-    if ("vdiId" in e) {
-      map.set(e.idx, e.vdiId);
-      continue;
+  try {
+    return await readIndexFrom(h, head, async (oid, offset, length) => {
+      const { result, data } = await session.readObject(oid, length, offset);
+      if (result !== Res.SUCCESS) throw new DogError(Exit.FAILURE, ["Failed to read inode"]);
+      return data;
+    });
+  } catch (e) {
+    // A malformed B-tree (SdError from the decoder); failed reads are DogErrors already.
+    if (e instanceof SdError && !(e instanceof DogError)) {
+      throw new DogError(Exit.FAILURE, [e.message], { result: e.result });
     }
-    const leaf = await session.readObject(e.oid, SD_INODE_DATA_INDEX_SIZE, 0);
-    if (leaf.result !== Res.SUCCESS) throw new DogError(Exit.FAILURE, ["Failed to read inode"]);
-    for (const l of decodeIndexNode(leaf.data).entries) {
-      if (!("vdiId" in l)) {
-        throw new DogError(Exit.FAILURE, [`Bad B-tree leaf ${e.oid.toString(16)}`]);
-      }
-      map.set(l.idx, l.vdiId);
-    }
+    throw e;
   }
-  return new BtreeDataIndex(count, map);
 }
 
 /** An inode header with its data index. */

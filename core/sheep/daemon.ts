@@ -16,6 +16,8 @@ import type { SheepConfigOptions } from "../../cli/sheep.ts";
 import { openDaemonLog } from "./log.ts";
 import { dirMetaFiles } from "./meta_files.ts";
 import { Sheep } from "./sheep.ts";
+import type { NbdServer } from "../nbd/server.ts";
+import { startNbdExport } from "../nbd/sheep_export.ts";
 
 /** Runs the daemon until it stops; resolves with the process exit code. */
 export async function runDaemon(opts: SheepConfigOptions): Promise<number> {
@@ -26,7 +28,11 @@ export async function runDaemon(opts: SheepConfigOptions): Promise<number> {
   let resolveExit: (code: number) => void = () => {};
   const exited = new Promise<number>((r) => resolveExit = r);
   let server: SheepServer | null = null;
-  const stopListening = () => server?.stopListening();
+  let nbd: NbdServer | null = null;
+  const stopListening = () => {
+    server?.stopListening();
+    nbd?.stopListening();
+  };
   const store = await PlainStore.open(opts.dir, { nosync: opts.nosync });
   const driver = await createDriver(opts.cluster.driver, opts.cluster.option);
   const addr = opts.myAddr ??
@@ -85,9 +91,19 @@ export async function runDaemon(opts: SheepConfigOptions): Promise<number> {
           log.error("request handler failed", { remote, error: String(err) }),
       },
     );
+    // sheep --nbd: every VDI over NBD, through this sheep's own request handler (off by default).
+    if (opts.nbd) {
+      nbd = startNbdExport(
+        { hostname: opts.nbd.host, port: opts.nbd.port },
+        (req, data, conn) => sheep.handle(req, data, conn),
+        log,
+      );
+    }
     if (opts.pidfile) await Deno.writeTextFile(opts.pidfile, `${Deno.pid}\n`);
     log.info("serving", { addr: `${addr}:${opts.port}`, epoch: sheep.cinfo.epoch });
     const code = await exited;
+    // NBD first: it is a client of the sheep, whose requests finish before the sheep closes.
+    await nbd?.close(10_000);
     server.stopListening();
     await server.close(10_000);
     await sheep.close();

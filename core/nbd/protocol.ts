@@ -1,0 +1,335 @@
+/**
+ * The NBD protocol (newstyle, fixed): magic numbers, option and command codes, flags, errno values
+ * and the byte layouts of the handshake and transmission messages, after the protocol document of
+ * the NBD project (doc/proto.md). Pure: encoders return bytes, decoders take bytes. All integers
+ * are big-endian (network order), unlike the Sheepdog protocol.
+ *
+ * @module
+ */
+
+/** "NBDMAGIC", the first 8 bytes a server sends. */
+export const NBD_MAGIC = 0x4e42444d41474943n;
+/** "IHAVEOPT": the newstyle server greeting and the magic of every option request. */
+export const IHAVEOPT = 0x49484156454f5054n;
+/** Magic of every option reply. */
+export const OPTION_REPLY_MAGIC = 0x3e889045565a9n;
+/** Magic of every transmission request. */
+export const REQUEST_MAGIC = 0x25609513;
+/** Magic of a simple reply. */
+export const SIMPLE_REPLY_MAGIC = 0x67446698;
+
+/** Handshake flags (server, 16 bits). */
+export const HandshakeFlag = {
+  FIXED_NEWSTYLE: 1 << 0,
+  NO_ZEROES: 1 << 1,
+} as const;
+
+/** Client flags (32 bits), sent right after the greeting. */
+export const ClientFlag = {
+  FIXED_NEWSTYLE: 1 << 0,
+  NO_ZEROES: 1 << 1,
+} as const;
+
+/** Option codes. */
+export const Opt = {
+  EXPORT_NAME: 1,
+  ABORT: 2,
+  LIST: 3,
+  PEEK_EXPORT: 4,
+  STARTTLS: 5,
+  INFO: 6,
+  GO: 7,
+  STRUCTURED_REPLY: 8,
+  LIST_META_CONTEXT: 9,
+  SET_META_CONTEXT: 10,
+  EXTENDED_HEADERS: 11,
+} as const;
+
+/** Option reply types; errors have bit 31 set. */
+export const Rep = {
+  ACK: 1,
+  SERVER: 2,
+  INFO: 3,
+  META_CONTEXT: 4,
+  ERR_UNSUP: 0x80000001,
+  ERR_POLICY: 0x80000002,
+  ERR_INVALID: 0x80000003,
+  ERR_PLATFORM: 0x80000004,
+  ERR_TLS_REQD: 0x80000005,
+  ERR_UNKNOWN: 0x80000006,
+  ERR_SHUTDOWN: 0x80000007,
+  ERR_BLOCK_SIZE_REQD: 0x80000008,
+  ERR_TOO_BIG: 0x80000009,
+} as const;
+
+/** Information types of NBD_OPT_INFO / NBD_OPT_GO. */
+export const Info = {
+  EXPORT: 0,
+  NAME: 1,
+  DESCRIPTION: 2,
+  BLOCK_SIZE: 3,
+} as const;
+
+/** Transmission flags (16 bits) of an export. */
+export const TxFlag = {
+  HAS_FLAGS: 1 << 0,
+  READ_ONLY: 1 << 1,
+  SEND_FLUSH: 1 << 2,
+  SEND_FUA: 1 << 3,
+  ROTATIONAL: 1 << 4,
+  SEND_TRIM: 1 << 5,
+  SEND_WRITE_ZEROES: 1 << 6,
+  SEND_DF: 1 << 7,
+  CAN_MULTI_CONN: 1 << 8,
+  SEND_RESIZE: 1 << 9,
+  SEND_CACHE: 1 << 10,
+  SEND_FAST_ZERO: 1 << 11,
+} as const;
+
+/** Transmission commands. */
+export const Cmd = {
+  READ: 0,
+  WRITE: 1,
+  DISC: 2,
+  FLUSH: 3,
+  TRIM: 4,
+  CACHE: 5,
+  WRITE_ZEROES: 6,
+  BLOCK_STATUS: 7,
+  RESIZE: 8,
+} as const;
+
+/** Command flags (16 bits). */
+export const CmdFlag = {
+  FUA: 1 << 0,
+  NO_HOLE: 1 << 1,
+  DF: 1 << 2,
+  REQ_ONE: 1 << 3,
+  FAST_ZERO: 1 << 4,
+} as const;
+
+/** The errno values a simple reply may carry (the protocol fixes their numbers). */
+export const Errno = {
+  OK: 0,
+  EPERM: 1,
+  EIO: 5,
+  ENOMEM: 12,
+  EINVAL: 22,
+  ENOSPC: 28,
+  EOVERFLOW: 75,
+  ENOTSUP: 95,
+  ESHUTDOWN: 108,
+} as const;
+
+/** Size of the server greeting: NBDMAGIC, IHAVEOPT, handshake flags. */
+export const GREETING_SIZE = 18;
+/** Size of an option request header: magic, option, length. */
+export const OPTION_HEADER_SIZE = 16;
+/** Size of a transmission request header. */
+export const REQUEST_SIZE = 28;
+/** Size of a simple reply header. */
+export const SIMPLE_REPLY_SIZE = 16;
+/** Zero padding after NBD_OPT_EXPORT_NAME's reply unless NO_ZEROES was agreed. */
+export const EXPORT_NAME_PADDING = 124;
+
+/** The newstyle greeting. */
+export function encodeGreeting(flags: number): Uint8Array {
+  const out = new Uint8Array(GREETING_SIZE);
+  const v = new DataView(out.buffer);
+  v.setBigUint64(0, NBD_MAGIC);
+  v.setBigUint64(8, IHAVEOPT);
+  v.setUint16(16, flags);
+  return out;
+}
+
+/** An option request header. */
+export interface OptionHeader {
+  magic: bigint;
+  option: number;
+  length: number;
+}
+
+/** Decodes the 16-byte option request header. */
+export function decodeOptionHeader(b: Uint8Array): OptionHeader {
+  const v = view(b, OPTION_HEADER_SIZE);
+  return { magic: v.getBigUint64(0), option: v.getUint32(8), length: v.getUint32(12) };
+}
+
+/** Encodes an option request header (for clients and tests). */
+export function encodeOptionHeader(option: number, length: number): Uint8Array {
+  const out = new Uint8Array(OPTION_HEADER_SIZE);
+  const v = new DataView(out.buffer);
+  v.setBigUint64(0, IHAVEOPT);
+  v.setUint32(8, option);
+  v.setUint32(12, length);
+  return out;
+}
+
+/** An option reply: magic, option, reply type, length, data. */
+export function encodeOptionReply(option: number, type: number, data?: Uint8Array): Uint8Array {
+  const len = data?.length ?? 0;
+  const out = new Uint8Array(20 + len);
+  const v = new DataView(out.buffer);
+  v.setBigUint64(0, OPTION_REPLY_MAGIC);
+  v.setUint32(8, option);
+  v.setUint32(12, type);
+  v.setUint32(16, len);
+  if (data) out.set(data, 20);
+  return out;
+}
+
+/** An error reply with a human-readable message. */
+export function encodeOptionError(option: number, type: number, message: string): Uint8Array {
+  return encodeOptionReply(option, type, new TextEncoder().encode(message));
+}
+
+/** NBD_REP_SERVER's data: name length, name, optional description. */
+export function encodeServerReplyData(name: string, description = ""): Uint8Array {
+  const n = new TextEncoder().encode(name);
+  const d = new TextEncoder().encode(description);
+  const out = new Uint8Array(4 + n.length + d.length);
+  new DataView(out.buffer).setUint32(0, n.length);
+  out.set(n, 4);
+  out.set(d, 4 + n.length);
+  return out;
+}
+
+/** NBD_INFO_EXPORT: size and transmission flags. */
+export function encodeInfoExport(size: number, flags: number): Uint8Array {
+  const out = new Uint8Array(12);
+  const v = new DataView(out.buffer);
+  v.setUint16(0, Info.EXPORT);
+  v.setBigUint64(2, BigInt(size));
+  v.setUint16(10, flags);
+  return out;
+}
+
+/** NBD_INFO_NAME or NBD_INFO_DESCRIPTION: the type and the text. */
+export function encodeInfoText(type: number, text: string): Uint8Array {
+  const t = new TextEncoder().encode(text);
+  const out = new Uint8Array(2 + t.length);
+  new DataView(out.buffer).setUint16(0, type);
+  out.set(t, 2);
+  return out;
+}
+
+/** NBD_INFO_BLOCK_SIZE: minimum, preferred and maximum block sizes. */
+export function encodeInfoBlockSize(min: number, preferred: number, max: number): Uint8Array {
+  const out = new Uint8Array(14);
+  const v = new DataView(out.buffer);
+  v.setUint16(0, Info.BLOCK_SIZE);
+  v.setUint32(2, min);
+  v.setUint32(6, preferred);
+  v.setUint32(10, max);
+  return out;
+}
+
+/** The reply to NBD_OPT_EXPORT_NAME: size, flags and (unless NO_ZEROES) 124 zeros. */
+export function encodeExportNameReply(size: number, flags: number, noZeroes: boolean): Uint8Array {
+  const out = new Uint8Array(10 + (noZeroes ? 0 : EXPORT_NAME_PADDING));
+  const v = new DataView(out.buffer);
+  v.setBigUint64(0, BigInt(size));
+  v.setUint16(8, flags);
+  return out;
+}
+
+/** The data of NBD_OPT_INFO / NBD_OPT_GO. */
+export interface GoRequest {
+  name: string;
+  /** Information types the client asked for. */
+  infos: number[];
+}
+
+/** Decodes NBD_OPT_INFO / NBD_OPT_GO data; null when malformed (NBD_REP_ERR_INVALID). */
+export function decodeGoRequest(data: Uint8Array): GoRequest | null {
+  if (data.length < 6) return null;
+  const v = view(data, data.length);
+  const nameLen = v.getUint32(0);
+  if (4 + nameLen + 2 > data.length) return null;
+  const name = decodeUtf8(data.subarray(4, 4 + nameLen));
+  if (name === null) return null;
+  const count = v.getUint16(4 + nameLen);
+  if (4 + nameLen + 2 + 2 * count !== data.length) return null;
+  const infos: number[] = [];
+  for (let i = 0; i < count; i++) infos.push(v.getUint16(4 + nameLen + 2 + 2 * i));
+  return { name, infos };
+}
+
+/** Encodes NBD_OPT_INFO / NBD_OPT_GO data (for clients and tests). */
+export function encodeGoRequest(name: string, infos: number[] = []): Uint8Array {
+  const n = new TextEncoder().encode(name);
+  const out = new Uint8Array(4 + n.length + 2 + 2 * infos.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, n.length);
+  out.set(n, 4);
+  v.setUint16(4 + n.length, infos.length);
+  infos.forEach((t, i) => v.setUint16(4 + n.length + 2 + 2 * i, t));
+  return out;
+}
+
+/** A transmission request header. */
+export interface NbdRequest {
+  magic: number;
+  flags: number;
+  type: number;
+  /** The client's opaque handle (cookie), echoed in the reply. */
+  handle: Uint8Array;
+  offset: bigint;
+  length: number;
+}
+
+/** Decodes the 28-byte request header (the handle is copied). */
+export function decodeRequest(b: Uint8Array): NbdRequest {
+  const v = view(b, REQUEST_SIZE);
+  return {
+    magic: v.getUint32(0),
+    flags: v.getUint16(4),
+    type: v.getUint16(6),
+    handle: b.slice(8, 16),
+    offset: v.getBigUint64(16),
+    length: v.getUint32(24),
+  };
+}
+
+/** Encodes a request header (for clients and tests). */
+export function encodeRequest(
+  type: number,
+  handle: bigint,
+  offset: bigint,
+  length: number,
+  flags = 0,
+): Uint8Array {
+  const out = new Uint8Array(REQUEST_SIZE);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, REQUEST_MAGIC);
+  v.setUint16(4, flags);
+  v.setUint16(6, type);
+  v.setBigUint64(8, handle);
+  v.setBigUint64(16, offset);
+  v.setUint32(24, length);
+  return out;
+}
+
+/** A simple reply header (`dataLength` bytes of room after it for a READ's payload). */
+export function encodeSimpleReply(error: number, handle: Uint8Array, dataLength = 0): Uint8Array {
+  const out = new Uint8Array(SIMPLE_REPLY_SIZE + dataLength);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, SIMPLE_REPLY_MAGIC);
+  v.setUint32(4, error);
+  out.set(handle, 8);
+  return out;
+}
+
+function view(b: Uint8Array, need: number): DataView {
+  if (b.length < need) throw new RangeError(`need ${need} bytes, got ${b.length}`);
+  return new DataView(b.buffer, b.byteOffset, b.length);
+}
+
+/** Strict UTF-8 decoding; null for invalid text. */
+export function decodeUtf8(b: Uint8Array): string | null {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(b);
+  } catch {
+    return null;
+  }
+}
