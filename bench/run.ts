@@ -1,0 +1,127 @@
+/**
+ * Benchmarks: `deno task bench [options]`.
+ *
+ * For now it measures this machine's raw limits (fio) and prints them as a markdown table. The
+ * benchmarks of sheepdog itself will run in the same invocation, after these, so their numbers can
+ * be quoted as ratios to limits measured minutes apart on the same machine.
+ *
+ * Options:
+ *   --quick          small and short (64 MiB, 1 s, 1 repeat): a smoke run
+ *   --size MiB       data file size (default 256)
+ *   --runtime S      seconds per fio job (default 3)
+ *   --repeats N      repeats per job, median reported (default 3)
+ *   --dir PATH       file system to measure (default <checkout>/.test-tmp/bench)
+ *   --only a,b       only these raw jobs
+ *   --json FILE      also write every number (medians and samples) as JSON to FILE ("-": stdout)
+ *
+ * Sheep object I/O (bench/sheep_io.ts; after the raw limits; `--quick` and `--repeats` apply too):
+ *   --scenarios A,B  A: one sheep, copies 1; B: three sheep, copies 3; "none" skips them
+ *   --seq-size MiB   bytes of the sequential phases (default 1024)
+ *   --rand-seconds S seconds per random phase (default 5)
+ *   --conns N        client connections to the gateway (default 1)
+ *
+ * @module
+ */
+
+import { measureRawLimits, RAW_JOBS, rawLimitsTable } from "./harness/raw_limits.ts";
+import {
+  parseSheepIoArg,
+  runSheepIo,
+  SHEEP_IO_DEFAULTS,
+  SHEEP_IO_USAGE,
+  sheepIoHeading,
+  type SheepIoOptions,
+  sheepIoTable,
+} from "./sheep_io.ts";
+
+interface BenchArgs {
+  sizeMiB: number;
+  runtimeSec: number;
+  repeats: number;
+  dir: string;
+  only?: string[];
+  json?: string;
+  sheepIo: SheepIoOptions;
+}
+
+function usage(): never {
+  console.error(
+    "usage: deno task bench [--quick] [--size MiB] [--runtime S] [--repeats N] [--dir PATH] " +
+      `[--only ${RAW_JOBS.map((j) => j.name).join(",")}] [--json FILE|-]\n${SHEEP_IO_USAGE}`,
+  );
+  Deno.exit(64);
+}
+
+function parseArgs(argv: string[]): BenchArgs {
+  const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+  const a: BenchArgs = {
+    sizeMiB: 256,
+    runtimeSec: 3,
+    repeats: 3,
+    dir: `${root}/.test-tmp/bench`,
+    sheepIo: { ...SHEEP_IO_DEFAULTS },
+  };
+  const num = (v: string | undefined): number => {
+    const n = Number(v);
+    if (!v || !Number.isFinite(n) || n <= 0) usage();
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    if (k === "--quick") {
+      Object.assign(a, { sizeMiB: 64, runtimeSec: 1, repeats: 1 });
+      parseSheepIoArg(argv, i, a.sheepIo);
+    } else if (k === "--size") a.sizeMiB = num(argv[++i]);
+    else if (k === "--runtime") a.runtimeSec = num(argv[++i]);
+    else if (k === "--repeats") {
+      a.repeats = Math.round(num(argv[++i]));
+      a.sheepIo.repeats = a.repeats;
+    } else if (k === "--dir") a.dir = argv[++i] ?? usage();
+    else if (k === "--only") a.only = (argv[++i] ?? usage()).split(",");
+    else if (k === "--json") a.json = argv[++i] ?? usage();
+    else {
+      let used = 0;
+      try {
+        used = parseSheepIoArg(argv, i, a.sheepIo);
+      } catch (e) {
+        console.error(`bench: ${e instanceof Error ? e.message : e}`);
+      }
+      if (used === 0) usage();
+      i += used - 1;
+    }
+  }
+  for (const n of a.only ?? []) {
+    if (!RAW_JOBS.some((j) => j.name === n)) usage();
+  }
+  return a;
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(Deno.args);
+  const raw = await measureRawLimits({
+    dir: a.dir,
+    sizeMiB: a.sizeMiB,
+    runtimeSec: a.runtimeSec,
+    repeats: a.repeats,
+    only: a.only,
+    onProgress: (job, r) => console.error(`bench: raw ${job} (${r + 1}/${a.repeats})`),
+  });
+  const sheepIo = a.sheepIo.scenarios.length > 0
+    ? await runSheepIo({ ...a.sheepIo, onProgress: (line) => console.error(line) })
+    : null;
+  const report = { machine: { cores: navigator.hardwareConcurrency }, raw, sheepIo };
+  if (a.json === "-") {
+    console.log(JSON.stringify(report, null, 2));
+    return;
+  }
+  if (a.json) await Deno.writeTextFile(a.json, JSON.stringify(report, null, 2) + "\n");
+  console.log(
+    `## Raw limits of this machine\n\nfio ${raw.fioVersion.replace(/^fio-/, "")}, ` +
+      `${a.sizeMiB} MiB file, ${a.runtimeSec} s per job, median of ${a.repeats}, ` +
+      `${navigator.hardwareConcurrency} cores, measured ${raw.startedAt}\n`,
+  );
+  console.log(rawLimitsTable(raw));
+  if (sheepIo) console.log(`\n${sheepIoHeading(sheepIo)}\n${sheepIoTable(sheepIo)}`);
+}
+
+if (import.meta.main) await main();
