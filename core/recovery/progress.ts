@@ -1,0 +1,467 @@
+/**
+ * Recovery progress, pure: the per-node state machine that runs a plan (which object next, when,
+ * who waits), and the cluster-wide rule for purging stale copies. No timers and no I/O: the
+ * executor passes the time in and does what the answers say, so the simulation can replay any
+ * interleaving.
+ *
+ * Per node (v1.0's recovery_info, §10.6): PREPARING_LIST (gathering object lists and planning)
+ * → RECOVERING_OBJECTS → NOTIFYING_COMPLETION (COMPLETE_RECOVERY sent) → done. A new epoch at any
+ * point starts over at PREPARING_LIST and the old plan is dropped: the planner is a function of
+ * the store's state, so whatever the old plan achieved is seen by the new one.
+ *
+ * @module
+ */
+
+import { assert } from "../assert.ts";
+import { Res } from "../proto/constants.ts";
+import { SdError } from "../proto/sd_error.ts";
+import { RecoveryPhase, type RecoveryState, type RecoveryThrottling } from "../proto/stat.ts";
+
+/** Recovery throttling: at most `max` objects started per `intervalMs` (0 = no throttling). */
+export interface Throttle {
+  readonly max: number;
+  readonly intervalMs: number;
+}
+
+/** No throttling (v1.0's default). */
+export const NO_THROTTLE: Throttle = Object.freeze({ max: 0, intervalMs: 0 });
+
+/** Checks a throttle; SdError(INVALID_PARMS) when it is not two naturals, both 0 or both > 0. */
+export function checkThrottle(t: Throttle): Throttle {
+  const ok = Number.isSafeInteger(t.max) && Number.isSafeInteger(t.intervalMs) && t.max >= 0 &&
+    t.intervalMs >= 0 && (t.max === 0) === (t.intervalMs === 0) && t.max <= 0xffff_ffff;
+  if (!ok) {
+    throw new SdError(Res.INVALID_PARMS, `invalid recovery throttle ${t.max}/${t.intervalMs} ms`);
+  }
+  return { max: t.max, intervalMs: t.intervalMs };
+}
+
+/**
+ * Parses `sheep -R max=N,interval=MS` (both keys, positive integers, any order). SdError
+ * (INVALID_PARMS) on anything else.
+ */
+export function parseThrottleOption(text: string): Throttle {
+  const bad = () => new SdError(Res.INVALID_PARMS, `invalid recovery option '${text}'`);
+  const seen = new Map<string, number>();
+  for (const part of text.split(",")) {
+    const m = /^(max|interval)=(\d{1,10})$/.exec(part.trim());
+    if (!m || seen.has(m[1])) throw bad();
+    seen.set(m[1], Number(m[2]));
+  }
+  const max = seen.get("max");
+  const intervalMs = seen.get("interval");
+  if (max === undefined || intervalMs === undefined || max === 0 || intervalMs === 0) throw bad();
+  return checkThrottle({ max, intervalMs });
+}
+
+/** The wire form of a throttle (GET_RECOVERY / SET_RECOVERY). */
+export function throttleToWire(t: Throttle): RecoveryThrottling {
+  return { maxExecCount: t.max, queueWorkInterval: BigInt(t.intervalMs), throttling: t.max > 0 };
+}
+
+/** A throttle from its wire form; `throttling` false means none. */
+export function throttleFromWire(w: RecoveryThrottling): Throttle {
+  if (!w.throttling) return NO_THROTTLE;
+  if (w.queueWorkInterval > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new SdError(Res.INVALID_PARMS, "recovery interval too large");
+  }
+  return checkThrottle({ max: w.maxExecCount, intervalMs: Number(w.queueWorkInterval) });
+}
+
+/** Where a node's recovery is. */
+export type Phase = "idle" | "preparing" | "recovering" | "notifying" | "done";
+
+/** How the recovery of one object ended. */
+export type Outcome =
+  /** The object is now in the local store (fetched, restored, or it existed already). */
+  | "recovered"
+  /** Every source answered NO_OBJ: lost or deleted. Counted as finished; logged by the caller. */
+  | "absent"
+  /** A transient failure (network, EIO of a peer): try again after the retry delay. */
+  | "retry";
+
+/** What to do next. */
+export type Next =
+  /** Start recovering this object now; report its end with finish(epoch, oid, …). */
+  | { readonly kind: "start"; readonly epoch: number; readonly oid: bigint }
+  /** Nothing may start before this time (throttle or retry delay); ask again then. */
+  | { readonly kind: "wait"; readonly until: number }
+  /** Nothing to start: not recovering, all started, or the in-flight limit is reached. */
+  | { readonly kind: "none" }
+  /** Every object is finished: send COMPLETE_RECOVERY for `epoch`, then call notified(). */
+  | { readonly kind: "notify"; readonly epoch: number };
+
+/** Options of a NodeRecovery. */
+export interface NodeRecoveryOptions {
+  /** Objects recovered at the same time. Default 1. */
+  readonly maxInFlight?: number;
+  /** Delay before retrying an object after a transient failure, ms. Default 1000. */
+  readonly retryDelayMs?: number;
+  /** Initial throttle. Default none. */
+  readonly throttle?: Throttle;
+}
+
+/**
+ * The recovery state machine of one node. Methods mutate it and return at once; the time is
+ * always an argument. The rules:
+ *
+ * - Order: the plan's order, except that objects a request waits for go first, the most recently
+ *   requested first.
+ * - Throttling: at most `max` starts per window of `intervalMs` (the window opens at the first
+ *   start after the previous one closed). Objects a request waits for skip the throttle (a client
+ *   is waiting, and the throttle exists to protect clients) but count in the window.
+ * - Waiting (mustWait()): a request for an object that is not in the store waits while the node
+ *   prepares its list (it might be in the plan) and while the object is pending or in flight in
+ *   the plan; never once the node is notifying or done, and never for an object that exists
+ *   locally. Waiters are released (the caller wakes them; they look at the store again) when the
+ *   object finishes, when it is created locally, or when a new plan does not contain it. A new
+ *   epoch keeps them waiting and puts their objects first in the new plan.
+ * - A transient failure puts the object back, due after retryDelayMs; "absent" finishes it.
+ * - Completion: when every planned object is finished, next() says "notify", once per epoch.
+ */
+export class NodeRecovery {
+  #epoch = 0;
+  #phase: Phase = "idle";
+  #throttle: Throttle;
+  readonly #maxInFlight: number;
+  readonly #retryDelayMs: number;
+
+  /** Planned order. */
+  #queue: bigint[] = [];
+  #head = 0;
+  /** Objects to do before the queue, most recently requested first. */
+  #urgent: bigint[] = [];
+  /** Not yet finished and not in flight (in #queue, #urgent or #delayed). */
+  readonly #pending = new Set<bigint>();
+  readonly #inFlight = new Set<bigint>();
+  /** Due times of objects waiting for a retry. */
+  readonly #delayed = new Map<bigint, number>();
+  /** Objects requests wait for. */
+  readonly #waited = new Set<bigint>();
+  #finished = 0;
+  #total = 0;
+  #absent: bigint[] = [];
+
+  #windowStart = 0;
+  #windowCount = 0;
+  #windowOpen = false;
+
+  constructor(options: NodeRecoveryOptions = {}) {
+    const maxInFlight = options.maxInFlight ?? 1;
+    const retry = options.retryDelayMs ?? 1000;
+    assert(Number.isInteger(maxInFlight) && maxInFlight >= 1, "maxInFlight must be ≥ 1");
+    assert(Number.isFinite(retry) && retry >= 0, "retryDelayMs must be ≥ 0");
+    this.#maxInFlight = maxInFlight;
+    this.#retryDelayMs = retry;
+    this.#throttle = checkThrottle(options.throttle ?? NO_THROTTLE);
+  }
+
+  /** The epoch being recovered to (0 before the first). */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  get throttle(): Throttle {
+    return this.#throttle;
+  }
+
+  /** Objects that ended "absent" in this epoch's plan, in the order they ended. */
+  get absent(): readonly bigint[] {
+    return this.#absent;
+  }
+
+  /** Objects being recovered right now. */
+  get inFlight(): ReadonlySet<bigint> {
+    return this.#inFlight;
+  }
+
+  /** Objects requests are waiting for. */
+  get waited(): ReadonlySet<bigint> {
+    return this.#waited;
+  }
+
+  /** dog node recovery set-throttle: takes effect at the next start, with a new window. */
+  setThrottle(t: Throttle): void {
+    this.#throttle = checkThrottle(t);
+    this.#windowOpen = false;
+  }
+
+  /**
+   * An epoch change: the running plan (if any) is dropped and the node prepares its list for
+   * `epoch`. Fetches in flight may still end; finish() ignores them (their effect on the store is
+   * seen by the new plan).
+   */
+  begin(epoch: number): void {
+    assert(Number.isInteger(epoch) && epoch > this.#epoch, `epoch ${epoch} ≤ ${this.#epoch}`);
+    this.#epoch = epoch;
+    this.#phase = "preparing";
+    this.#queue = [];
+    this.#head = 0;
+    this.#urgent = [];
+    this.#pending.clear();
+    this.#inFlight.clear();
+    this.#delayed.clear();
+    this.#finished = 0;
+    this.#total = 0;
+    this.#absent = [];
+  }
+
+  /**
+   * The plan of `epoch` is ready: its fetches in order. Ignored (accepted false) when another
+   * epoch began meanwhile. Waited-for objects go first; those not in the plan are `released`.
+   * An empty plan goes straight to completion.
+   */
+  setPlan(epoch: number, oids: readonly bigint[]): { accepted: boolean; released: bigint[] } {
+    if (epoch !== this.#epoch || this.#phase !== "preparing") {
+      return { accepted: false, released: [] };
+    }
+    for (const oid of oids) {
+      if (this.#pending.has(oid)) continue;
+      this.#pending.add(oid);
+      this.#queue.push(oid);
+    }
+    this.#total = this.#pending.size;
+    const released: bigint[] = [];
+    for (const oid of this.#waited) {
+      if (this.#pending.has(oid)) this.#urgent.unshift(oid);
+      else released.push(oid);
+    }
+    for (const oid of released) this.#waited.delete(oid);
+    this.#phase = "recovering";
+    return { accepted: true, released };
+  }
+
+  /**
+   * Whether a request for `oid` must wait for its recovery (`existsLocally`: the store has it
+   * live). When it must, the object goes to the front. CREATE and recovery reads never ask.
+   */
+  mustWait(oid: bigint, existsLocally: boolean): boolean {
+    if (existsLocally) return false;
+    if (this.#phase === "preparing" || this.#inFlight.has(oid)) {
+      this.#waited.add(oid);
+      return true;
+    }
+    if (this.#phase !== "recovering" || !this.#pending.has(oid)) return false;
+    this.#waited.add(oid);
+    this.prioritize(oid);
+    return true;
+  }
+
+  /** Moves a pending object to the front (a retry-delayed one becomes due now). */
+  prioritize(oid: bigint): boolean {
+    if (!this.#pending.has(oid)) return false;
+    this.#delayed.delete(oid);
+    const i = this.#urgent.indexOf(oid);
+    if (i >= 0) this.#urgent.splice(i, 1);
+    this.#urgent.unshift(oid);
+    return true;
+  }
+
+  /** Whether `oid` is still to be recovered (pending or in flight) in the current plan. */
+  isPending(oid: bigint): boolean {
+    return this.#pending.has(oid) || this.#inFlight.has(oid);
+  }
+
+  /** Objects not yet finished (pending or in flight). */
+  get remaining(): number {
+    return this.#pending.size + this.#inFlight.size;
+  }
+
+  /** The next step at time `now`. A "start" marks the object in flight. */
+  next(now: number): Next {
+    if (this.#phase !== "recovering") return { kind: "none" };
+    if (this.#pending.size === 0 && this.#inFlight.size === 0) {
+      this.#phase = "notifying";
+      return { kind: "notify", epoch: this.#epoch };
+    }
+    if (this.#inFlight.size >= this.#maxInFlight) return { kind: "none" };
+
+    // Requested objects first, throttle or not: the requested ones, then requested retries due.
+    while (this.#urgent.length > 0) {
+      const oid = this.#urgent.shift()!;
+      if (this.#pending.has(oid) && !this.#delayed.has(oid)) return this.#start(oid, now);
+    }
+    const dueWaited = this.#earliestDelayed(now, true);
+    if (dueWaited !== null) return this.#start(dueWaited, now);
+
+    const t = this.#throttle;
+    let throttledUntil = -Infinity;
+    if (t.max > 0 && this.#windowOpen) {
+      if (now >= this.#windowStart + t.intervalMs) this.#windowOpen = false;
+      else if (this.#windowCount >= t.max) throttledUntil = this.#windowStart + t.intervalMs;
+    }
+    if (throttledUntil <= now) {
+      while (this.#head < this.#queue.length) {
+        const oid = this.#queue[this.#head++];
+        if (this.#pending.has(oid) && !this.#delayed.has(oid)) return this.#start(oid, now);
+      }
+      const due = this.#earliestDelayed(now, false);
+      if (due !== null) return this.#start(due, now);
+    }
+    let until = this.#pending.size > this.#delayed.size ? throttledUntil : Infinity;
+    for (const [oid, at] of this.#delayed) {
+      until = Math.min(until, this.#waited.has(oid) ? at : Math.max(at, throttledUntil));
+    }
+    return until === Infinity || until === -Infinity ? { kind: "none" } : { kind: "wait", until };
+  }
+
+  /** The retry-delayed object due first at `now` (lowest oid on ties), waited-for ones only if asked. */
+  #earliestDelayed(now: number, waitedOnly: boolean): bigint | null {
+    let best: bigint | null = null;
+    let bestAt = Infinity;
+    for (const [oid, at] of this.#delayed) {
+      if (at > now || (waitedOnly && !this.#waited.has(oid))) continue;
+      if (at < bestAt || (at === bestAt && best !== null && oid < best)) {
+        best = oid;
+        bestAt = at;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * The recovery of `oid`, started by next() for `epoch`, ended. `accepted` is false (nothing
+   * changes) when a new epoch began since. `release`: wake the requests waiting for it.
+   */
+  finish(
+    epoch: number,
+    oid: bigint,
+    outcome: Outcome,
+    now: number,
+  ): { accepted: boolean; release: boolean } {
+    if (epoch !== this.#epoch || !this.#inFlight.has(oid)) {
+      return { accepted: false, release: false };
+    }
+    this.#inFlight.delete(oid);
+    if (outcome === "retry") {
+      this.#pending.add(oid);
+      this.#delayed.set(oid, now + this.#retryDelayMs);
+      return { accepted: true, release: false };
+    }
+    this.#finished++;
+    if (outcome === "absent") this.#absent.push(oid);
+    return { accepted: true, release: this.#waited.delete(oid) };
+  }
+
+  /**
+   * A CREATE made the object locally (its content is newer than any copy recovery could find):
+   * a pending object is finished. An in-flight one finishes when its fetch ends (the store's
+   * create then answers OID_EXIST, which counts as recovered). Returns whether to wake waiters.
+   */
+  createdLocally(oid: bigint): boolean {
+    if (this.#pending.has(oid)) {
+      this.#pending.delete(oid);
+      this.#delayed.delete(oid);
+      this.#finished++;
+    }
+    return !this.#inFlight.has(oid) && this.#waited.delete(oid);
+  }
+
+  /** COMPLETE_RECOVERY for `epoch` went out: the node is done with it. */
+  notified(epoch: number): void {
+    if (epoch !== this.#epoch || this.#phase !== "notifying") return;
+    this.#phase = "done";
+  }
+
+  /** STAT_RECOVERY's recovery_state. */
+  state(): RecoveryState {
+    const phase = this.#phase;
+    return {
+      inRecovery: phase === "preparing" || phase === "recovering" || phase === "notifying",
+      state: phase === "recovering"
+        ? RecoveryPhase.RECOVERING_OBJECTS
+        : phase === "notifying"
+        ? RecoveryPhase.NOTIFYING_COMPLETION
+        : RecoveryPhase.PREPARING_LIST,
+      nrFinished: BigInt(this.#finished),
+      nrTotal: BigInt(this.#total),
+    };
+  }
+
+  #start(oid: bigint, now: number): Next {
+    this.#pending.delete(oid);
+    this.#delayed.delete(oid);
+    this.#inFlight.add(oid);
+    const t = this.#throttle;
+    if (t.max > 0) {
+      if (!this.#windowOpen) {
+        this.#windowOpen = true;
+        this.#windowStart = now;
+        this.#windowCount = 0;
+      }
+      this.#windowCount++;
+    }
+    return { kind: "start", epoch: this.#epoch, oid };
+  }
+}
+
+/**
+ * The cluster-wide view of recovery completion, identical on every node because COMPLETE_RECOVERY
+ * messages and membership changes arrive in one total order. Plain data; update it with
+ * gatherOnMembership() and gatherOnComplete().
+ */
+export interface GatherState {
+  /** The current epoch. */
+  readonly epoch: number;
+  /** Keys (nodeKey) of the members of the current epoch, gateways included. */
+  readonly members: readonly string[];
+  /** Members that reported COMPLETE_RECOVERY for the current epoch. */
+  readonly reported: readonly string[];
+  /** The last epoch every member finished recovering (0: none known). */
+  readonly lastGathered: number;
+}
+
+/** The state after start-up (lastGathered unknown: 0 makes planners search the whole history). */
+export function gatherInit(
+  epoch: number,
+  members: readonly string[],
+  lastGathered = 0,
+): GatherState {
+  assert(lastGathered <= epoch, "last gathered epoch after the current one");
+  return { epoch, members: [...new Set(members)], reported: [], lastGathered };
+}
+
+/**
+ * A new epoch with `members`. Reports for older epochs no longer count: a node that finished
+ * epoch e says nothing about e+1. The same epoch again (a restart with the same members) keeps
+ * the reports.
+ */
+export function gatherOnMembership(
+  s: GatherState,
+  epoch: number,
+  members: readonly string[],
+): GatherState {
+  assert(epoch >= s.epoch, `epoch went back from ${s.epoch} to ${epoch}`);
+  if (epoch === s.epoch) {
+    const m = new Set(members);
+    return { ...s, members: [...m], reported: s.reported.filter((k) => m.has(k)) };
+  }
+  return { epoch, members: [...new Set(members)], reported: [], lastGathered: s.lastGathered };
+}
+
+/**
+ * COMPLETE_RECOVERY(epoch) from `node`. When it completes the set of the current epoch's members
+ * the epoch becomes lastGathered and `purge` is true once: every node may then purge its stale
+ * copies, since every object is on all its holders of this epoch. Reports for another epoch, from
+ * non-members, or repeated, change nothing; in particular a report for an older epoch never
+ * purges: the stale copies it would delete are the sources of the running recovery.
+ */
+export function gatherOnComplete(
+  s: GatherState,
+  epoch: number,
+  node: string,
+): { state: GatherState; purge: boolean } {
+  if (epoch !== s.epoch || !s.members.includes(node) || s.reported.includes(node)) {
+    return { state: s, purge: false };
+  }
+  const reported = [...s.reported, node];
+  const all = s.members.every((m) => reported.includes(m));
+  if (all && s.lastGathered < epoch) {
+    return { state: { ...s, reported, lastGathered: epoch }, purge: true };
+  }
+  return { state: { ...s, reported }, purge: false };
+}
