@@ -1,6 +1,6 @@
 /**
- * `dog vdi …`: create, snapshot, clone, delete, list, resize, read, write, setattr, getattr and
- * object location|map|dump-inode.
+ * `dog vdi …`: create, snapshot, clone, delete, rollback, list, tree, graph, resize, read, write,
+ * setattr, getattr, backup, restore and object location|map|dump-inode.
  *
  * @module
  */
@@ -48,7 +48,27 @@ import {
   snapshotOption,
 } from "./option_values.ts";
 import { dogReq } from "./session.ts";
+import { confirm } from "./confirm.ts";
+import {
+  GRAPH_FOOTER,
+  GRAPH_HEADER,
+  graphEntry,
+  renderTree,
+  treeLabel,
+  type TreeVdi,
+} from "./vdi_tree.ts";
+import {
+  BACKUP_HEADER_SIZE,
+  BackupFormatError,
+  encodeBackupHeader,
+  encodeEndRecord,
+  encodeRecordHeader,
+  isBackupHeader,
+  readBackupRecords,
+  trimDiff,
+} from "../../core/vdi/backup_stream.ts";
 import { invalidSizeLines, parseSize, sizeToStr } from "./size.ts";
+import { vdiCheckCommand } from "./recovery_cmds.ts";
 import { dateOfSeconds, formatSecond, sdTimeSeconds } from "./time_format.ts";
 import {
   checkNameFits,
@@ -74,6 +94,7 @@ const VDI_OPTIONS: readonly OptionSpec[] = [
   { short: "d", long: "delete", hasArg: false, desc: "delete a key" },
   { short: "w", long: "writeback", hasArg: false, desc: "use writeback mode" },
   { short: "c", long: "copies", hasArg: true, desc: "specify the data redundancy level" },
+  { short: "e", long: "exist", hasArg: false, desc: "only check objects exist or not" },
   { short: "y", long: "hyper", hasArg: false, desc: "create a hyper volume" },
   {
     short: "z",
@@ -88,6 +109,19 @@ const VDI_OPTIONS: readonly OptionSpec[] = [
     desc: "number of inode entries released per write when deleting",
   },
   { short: "I", long: "interval", hasArg: true, desc: "seconds to wait between those writes" },
+  {
+    short: "F",
+    long: "from",
+    hasArg: true,
+    desc: "create a differential backup from the snapshot",
+  },
+  { short: "f", long: "force", hasArg: false, desc: "do operation forcibly" },
+  {
+    short: "R",
+    long: "reduce-identical-snapshots",
+    hasArg: false,
+    desc: "do not create snapshot if working VDI doesn't have its own objects",
+  },
 ];
 
 /** Largest hyper volume (SD_MAX_VDI_SIZE = 4 MiB × 2^32). */
@@ -359,23 +393,37 @@ async function vdiClone(ctx: CommandContext): Promise<number> {
   return Exit.SUCCESS;
 }
 
-async function vdiDelete(ctx: CommandContext): Promise<number> {
-  const name = ctx.args[0];
-  const snap = snapshotOf(ctx);
+/** -B and -I of delete, rollback and restore. */
+function releaseOptions(ctx: CommandContext): { batch: number; interval: number } {
   const b = ctx.opts.get("B");
   const batch = typeof b === "string" ? positiveIntOption(b, "batch size") : DEFAULT_DELETE_BATCH;
   const iv = ctx.opts.get("I");
   const interval = typeof iv === "string" ? positiveIntOption(iv, "interval") : 0;
-  const vid = await openVdi(ctx.session, name, snap, Exit.MISSING);
+  return { batch, interval };
+}
+
+/**
+ * v1.0's do_vdi_delete: releases the VDI's data objects through inode writes of zeros (each
+ * replaced entry drops a reference on its object, gref/ledger, in the sheep), in batches of
+ * `batch` entries `interval` seconds apart, then sends DEL_VDI. Returns DEL_VDI's result; a VDI
+ * that cannot be found throws v1.0's "Failed to open VDI" line (exit `missingExit`).
+ */
+async function deleteVdi(
+  ctx: CommandContext,
+  name: string,
+  snap: SnapshotRef,
+  opts: { batch: number; interval: number; missingExit?: number },
+): Promise<number> {
+  const vid = await openVdi(ctx.session, name, snap, opts.missingExit ?? Exit.FAILURE);
   const { header, index } = await loadInode(ctx.session, vid);
   if (header.storePolicy === 0 && index instanceof PlainDataIndex) {
-    // Release the data objects first, through inode writes of zeros: each replaced entry drops a
-    // reference on its object (gref/ledger) in the sheep.
     const entries = index.entries;
     let first = true;
     for (let start = entries.findIndex((v) => v !== 0); start >= 0 && start < entries.length;) {
-      const end = Math.min(start + batch, entries.length);
-      if (!first && interval > 0) await new Promise((r) => setTimeout(r, interval * 1000));
+      const end = Math.min(start + opts.batch, entries.length);
+      if (!first && opts.interval > 0) {
+        await new Promise((r) => setTimeout(r, opts.interval * 1000));
+      }
       first = false;
       const r = await ctx.session.writeObject(
         vidToVdiOid(vid),
@@ -396,17 +444,264 @@ async function vdiDelete(ctx: CommandContext): Promise<number> {
   const req = dogReq(Op.DEL_VDI, { flags: Flag.CMD_WRITE, dataLength: payload.length });
   req.vdi.snapid = snap.id;
   const { rsp } = await ctx.session.exec(req, payload);
-  switch (rsp.result) {
+  return rsp.result;
+}
+
+async function vdiDelete(ctx: CommandContext): Promise<number> {
+  const name = ctx.args[0];
+  const snap = snapshotOf(ctx);
+  const result = await deleteVdi(ctx, name, snap, {
+    ...releaseOptions(ctx),
+    missingExit: Exit.MISSING,
+  });
+  switch (result) {
     case Res.SUCCESS:
       return Exit.SUCCESS;
     case Res.NO_VDI:
     case Res.NO_TAG:
-      throw new DogError(Exit.MISSING, [`Failed to delete ${name}: ${resultText(rsp.result)}`]);
+      throw new DogError(Exit.MISSING, [`Failed to delete ${name}: ${resultText(result)}`]);
     default:
-      throw new DogError(Exit.FAILURE, [`Failed to delete ${name}: ${resultText(rsp.result)}`], {
-        result: rsp.result,
+      throw new DogError(Exit.FAILURE, [`Failed to delete ${name}: ${resultText(result)}`], {
+        result,
       });
   }
+}
+
+/**
+ * `vdi rollback -s SNAP VDI`: the working VDI is deleted and a new one of the same name starts
+ * from the snapshot (v1.0's vdi_rollback: delete, then a clone of the snapshot under the name).
+ */
+async function vdiRollback(ctx: CommandContext): Promise<number> {
+  const name = ctx.args[0];
+  const snap = snapshotOf(ctx);
+  if (snap.id === 0 && snap.tag === "") throw usageError("Please specify the '-s' option");
+  const baseVid = await openVdi(ctx.session, name, snap);
+  const { header } = await readInodeHead(ctx.session, baseVid);
+  if (header === undefined) throw new DogError(Exit.FAILURE, []);
+  if (!ctx.opts.has("f")) {
+    const question = "This operation dicards any changes made since the previous\n" +
+      "snapshot was taken.  Continue? [yes/no]: ";
+    if (!(await confirm(ctx.out, ctx.stdin, question))) return Exit.SUCCESS;
+  }
+  const del = await deleteVdi(ctx, name, WORKING, releaseOptions(ctx));
+  if (del !== Res.SUCCESS) {
+    throw new DogError(Exit.FAILURE, ["Failed to delete the current state"], { result: del });
+  }
+  const newVid = await newVdi(ctx, name, {
+    size: header.vdiSize,
+    baseVid,
+    snapshot: false,
+    copies: header.nrCopies,
+    copyPolicy: header.copyPolicy,
+    storePolicy: header.storePolicy,
+    blockSizeShift: header.blockSizeShift,
+  });
+  if (ctx.verbose) {
+    await ctx.out.lines(
+      ctx.raw ? newVid.toString(16) : `New VDI ID of rollback VDI: ${newVid.toString(16)}`,
+    );
+  }
+  return Exit.SUCCESS;
+}
+
+/** Every VDI (deleted ones skipped) with its header, in vid order. */
+async function allVdis(ctx: CommandContext): Promise<{ vid: number; header: InodeHeader }[]> {
+  const list: { vid: number; header: InodeHeader }[] = [];
+  await forEachVdi(ctx.session, { noDeleted: true, withIndex: false }, (v) => {
+    list.push({ vid: v.vid, header: v.header });
+  });
+  return list;
+}
+
+async function vdiTree(ctx: CommandContext): Promise<number> {
+  const highlight = ctx.io.isStdoutTty === true && !ctx.raw;
+  const vdis: TreeVdi[] = (await allVdis(ctx)).map(({ vid, header: h }) => ({
+    name: h.name,
+    label: treeLabel(isSnapshot(h), sdTimeSeconds(h.createTime)),
+    vid,
+    parentVid: h.parentVdiId,
+    highlight: highlight && !isSnapshot(h),
+  }));
+  await ctx.out.print(renderTree(vdis));
+  return Exit.SUCCESS;
+}
+
+async function vdiGraph(ctx: CommandContext): Promise<number> {
+  let out = GRAPH_HEADER;
+  for (const { vid, header: h } of await allVdis(ctx)) {
+    out += graphEntry({
+      name: h.name,
+      vid,
+      parentVid: h.parentVdiId,
+      snapId: h.snapId,
+      vdiSize: h.vdiSize,
+      createSeconds: sdTimeSeconds(h.createTime),
+      isCurrent: !isSnapshot(h),
+    }, ctx.raw);
+  }
+  await ctx.out.print(out + GRAPH_FOOTER);
+  return Exit.SUCCESS;
+}
+
+/** The `-F` snapshot of backup (none: a full backup against zeros). */
+function fromSnapshotOf(ctx: CommandContext): SnapshotRef | undefined {
+  const f = ctx.opts.get("F");
+  return typeof f === "string" ? snapshotOption(f) : undefined;
+}
+
+/**
+ * `vdi backup [-F FROM] -s TO VDI > file`: the objects of snapshot TO that differ from snapshot
+ * FROM, in v1.0's stream format (protocol sheet §15), each trimmed of the 512-byte blocks equal
+ * at both ends. Without -F (v1.0 requires it) the diff is against an empty VDI: a full backup.
+ * Objects both snapshots share (same owner) are equal and not even read.
+ */
+async function vdiBackup(ctx: CommandContext): Promise<number> {
+  const name = ctx.args[0];
+  const to = snapshotOf(ctx);
+  const from = fromSnapshotOf(ctx);
+  if (to.id === 0 && to.tag === "") {
+    throw usageError("Please specify snapshots with '-F' and '-s' options");
+  }
+  const fromInode = from
+    ? await loadInode(ctx.session, await openVdi(ctx.session, name, from))
+    : null;
+  const toInode = await loadInode(ctx.session, await openVdi(ctx.session, name, to));
+  requirePlain(toInode.header, "Backup");
+  const size = objectSizeOf(toInode.header);
+  if (fromInode && objectSizeOf(fromInode.header) !== size) {
+    throw new DogError(Exit.FAILURE, ["The snapshots have different object sizes"]);
+  }
+  const count = Math.min(objectCount(toInode.header), MAX_DATA_OBJS);
+  const readOrZero = async (owner: number, idx: number): Promise<Uint8Array | null> => {
+    if (owner === 0) return null;
+    const { result, data } = await ctx.session.readObject(vidToDataOid(owner, idx), size, 0);
+    if (result !== Res.SUCCESS) {
+      throw new DogError(Exit.FAILURE, [`Failed to read object ${owner.toString(16)}, ${idx}`]);
+    }
+    return data;
+  };
+  await ctx.out.bytes(encodeBackupHeader());
+  const changed = [...range(count)].filter((idx) => {
+    const t = toInode.index.get(idx);
+    const f = fromInode?.index.get(idx) ?? 0;
+    return (t !== 0 || f !== 0) && t !== f;
+  });
+  await mapBounded(changed, IO_WINDOW, async (idx) => {
+    const t = await readOrZero(toInode.index.get(idx), idx) ?? new Uint8Array(size);
+    const f = await readOrZero(fromInode?.index.get(idx) ?? 0, idx);
+    const { offset, length } = trimDiff(t, f);
+    return { idx, offset, data: t.subarray(offset, offset + length) };
+  }, async (r) => {
+    if (r.data.length === 0) return;
+    await ctx.out.bytes(
+      encodeRecordHeader({ idx: r.idx, offset: r.offset, length: r.data.length }),
+    );
+    await ctx.out.bytes(r.data);
+  });
+  await ctx.out.bytes(encodeEndRecord());
+  return Exit.SUCCESS;
+}
+
+/**
+ * `vdi restore -s SNAP VDI < file` (v1.0's vdi_restore): the working VDI is deleted, a new VDI of
+ * the name starts from SNAP and gets each record as a copy-on-write write over SNAP's object;
+ * finally a working VDI is created again on top of the old working VDI's parent (which freezes
+ * the restored VDI as a snapshot of the chain).
+ */
+async function vdiRestore(ctx: CommandContext): Promise<number> {
+  const name = ctx.args[0];
+  const snap = snapshotOf(ctx);
+  if (snap.id === 0 && snap.tag === "") {
+    throw usageError(
+      "We can restore a backup file only to snapshots",
+      "Please specify the '-s' option",
+    );
+  }
+  const curVid = await openVdi(ctx.session, name, WORKING);
+  const { header: cur } = await readInodeHead(ctx.session, curVid);
+  if (cur === undefined) throw new DogError(Exit.FAILURE, []);
+  if (ctx.io.isStdinTty === true) throw usageError("stdin must be pipe");
+  const del = await deleteVdi(ctx, name, WORKING, releaseOptions(ctx));
+  if (del !== Res.SUCCESS) {
+    throw new DogError(Exit.FAILURE, ["Failed to delete the current state"], { result: del });
+  }
+  let code: number = Exit.SUCCESS;
+  let failure: unknown = null;
+  try {
+    code = await restoreInto(ctx, name, snap);
+  } catch (e) {
+    failure = e;
+  }
+  // Recreate the working VDI on top of the old one's parent.
+  const req = dogReq(Op.NEW_VDI, { flags: Flag.CMD_WRITE, dataLength: SD_MAX_VDI_LEN });
+  req.vdi.baseVdiId = cur.parentVdiId;
+  req.vdi.snapid = 1;
+  req.vdi.vdiSize = cur.vdiSize;
+  req.vdi.copies = cur.nrCopies;
+  req.vdi.copyPolicy = cur.copyPolicy;
+  req.vdi.storePolicy = cur.storePolicy;
+  req.vdi.blockSizeShift = cur.blockSizeShift;
+  const { rsp } = await ctx.session.exec(req, encodeFixedString(name, SD_MAX_VDI_LEN));
+  if (failure !== null) throw failure;
+  if (rsp.result !== Res.SUCCESS) {
+    throw new DogError(Exit.FAILURE, ["failed to resume the current vdi"], { result: rsp.result });
+  }
+  return code;
+}
+
+async function restoreInto(ctx: CommandContext, name: string, snap: SnapshotRef): Promise<number> {
+  const head = await ctx.stdin.read(BACKUP_HEADER_SIZE);
+  if (!isBackupHeader(head)) {
+    throw new DogError(Exit.SYSFAIL, ["The backup file is corrupted"]);
+  }
+  const base = await loadInode(ctx.session, await openVdi(ctx.session, name, snap));
+  requirePlain(base.header, "Restore");
+  const h = base.header;
+  let vid: number;
+  try {
+    vid = await newVdi(ctx, name, {
+      size: h.vdiSize,
+      baseVid: base.vid,
+      snapshot: false,
+      copies: h.nrCopies,
+      copyPolicy: h.copyPolicy,
+      storePolicy: h.storePolicy,
+      blockSizeShift: h.blockSizeShift,
+    });
+  } catch (e) {
+    if (e instanceof DogError) throw new DogError(Exit.FAILURE, [...e.lines, "Failed to read VDI"]);
+    throw e;
+  }
+  const size = objectSizeOf(h);
+  const fail = async (lines: string[], code: number): Promise<never> => {
+    await deleteVdi(ctx, name, WORKING, { batch: DEFAULT_DELETE_BATCH, interval: 0 })
+      .catch(() => undefined);
+    throw new DogError(code, lines);
+  };
+  const stream = readBackupRecords((n) => ctx.stdin.read(n), size);
+  for (;;) {
+    let next;
+    try {
+      next = await stream.next();
+    } catch (e) {
+      if (!(e instanceof BackupFormatError)) throw e;
+      return await fail(["failed to read backup data"], Exit.SYSFAIL);
+    }
+    if (next.done) break;
+    const r = next.value;
+    const parent = base.index.get(r.idx);
+    const cowOid = parent !== 0 ? vidToDataOid(parent, r.idx) : 0n;
+    let res = await ctx.session.writeObject(vidToDataOid(vid, r.idx), r.data, r.offset, {
+      create: true,
+      cowOid,
+      copies: h.nrCopies,
+      copyPolicy: h.copyPolicy,
+      direct: true,
+    });
+    if (res === Res.SUCCESS) res = await writeInodeEntry(ctx, vid, h, r.idx, vid, { direct: true });
+    if (res !== Res.SUCCESS) return await fail(["failed to restore backup"], Exit.FAILURE);
+  }
+  return Exit.SUCCESS;
 }
 
 /**
@@ -820,7 +1115,7 @@ export const vdiCommands: CommandGroup = {
       name: "snapshot",
       args: "<vdiname>",
       desc: "create a snapshot",
-      opts: "saphrvT",
+      opts: "saphrvRT",
       needNodeList: true,
       needArg: true,
       run: vdiSnapshot,
@@ -844,6 +1139,15 @@ export const vdiCommands: CommandGroup = {
       run: vdiDelete,
     },
     {
+      name: "rollback",
+      args: "<vdiname>",
+      desc: "rollback to a snapshot",
+      opts: "saphfrvBIT",
+      needNodeList: true,
+      needArg: true,
+      run: vdiRollback,
+    },
+    {
       name: "list",
       args: "[vdiname]",
       desc: "list images",
@@ -853,6 +1157,23 @@ export const vdiCommands: CommandGroup = {
       needArg: false,
       run: vdiList,
     },
+    {
+      name: "tree",
+      desc: "show images in tree view format",
+      opts: "aphT",
+      needNodeList: true,
+      needArg: false,
+      run: vdiTree,
+    },
+    {
+      name: "graph",
+      desc: "show images in Graphviz dot format",
+      opts: "aphrT",
+      needNodeList: true,
+      needArg: false,
+      run: vdiGraph,
+    },
+    vdiCheckCommand,
     {
       name: "object",
       args: "{location|map|dump-inode} <vdiname>",
@@ -934,6 +1255,24 @@ export const vdiCommands: CommandGroup = {
       needNodeList: true,
       needArg: true,
       run: vdiWrite,
+    },
+    {
+      name: "backup",
+      args: "<vdiname>",
+      desc: "create an incremental backup between two snapshots",
+      opts: "sFaphT",
+      needNodeList: true,
+      needArg: true,
+      run: vdiBackup,
+    },
+    {
+      name: "restore",
+      args: "<vdiname>",
+      desc: "restore snapshot images from a backup",
+      opts: "saphBIT",
+      needNodeList: true,
+      needArg: true,
+      run: vdiRestore,
     },
   ],
 };

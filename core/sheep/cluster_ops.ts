@@ -24,7 +24,7 @@ import { decodeFixedString } from "../proto/strings.ts";
 import { nodeAddrString, type SdNode } from "../proto/node.ts";
 import { applyForceRecover, applyFormat } from "../cluster/membership.ts";
 import type { Sheep } from "./sheep.ts";
-import type { NewVdiOutcome } from "./vdi_ops.ts";
+import { decodeDelVdiOutcome, type NewVdiOutcome } from "./vdi_ops.ts";
 
 /** Everything a main step gets. */
 export interface MainStepInput {
@@ -85,9 +85,12 @@ export async function applyMainStep(
       });
       return undefined;
     }
-    case Op.DEL_VDI:
-      s.vdis.markDeleted(rsp.vdi.vdiId);
+    case Op.DEL_VDI: {
+      const o = decodeDelVdiOutcome(m.data, rsp.vdi.vdiId);
+      s.vdis.markDeleted(o.vid);
+      for (const vid of o.freed) s.vdis.forget(vid);
       return undefined;
+    }
     case Op.GET_VDI_INFO:
     case Op.GET_VDI_ATTR:
     case Op.DELETE_CACHE:
@@ -127,6 +130,11 @@ export async function applyMainStep(
     case Op.ENABLE_RECOVER:
     case Op.DISABLE_RECOVER:
       s.cinfo = { ...s.cinfo, disableRecovery: req.opcode === Op.DISABLE_RECOVER };
+      s.recovery.pump();
+      return undefined;
+    case Op.COMPLETE_RECOVERY:
+      // Sent by the recovery executors themselves (never accepted from clients: not in OP_TABLE).
+      await s.recovery.onCompleteRecovery(m.sender, req.obj.tgtEpoch);
       return undefined;
     case Op.FORCE_RECOVER: {
       if (s.cinfo.status !== ClusterStatus.WAIT || s.cinfo.ctime === 0n) {
@@ -175,10 +183,9 @@ async function makeFs(s: Sheep, m: MainStepInput): Promise<void> {
     version: SD_FORMAT_VERSION,
   };
   await s.deps.meta.writeConfig(encodeConfig(s.config));
-  await s.deps.meta.writeEpoch(
-    1,
-    encodeEpochFile(ci.nodes, BigInt(Math.floor(s.deps.now() / 1000))),
-  );
+  // Epoch 1 is stamped with the format's own time (ctime's seconds), not each node's clock when
+  // it applies the format, so that every node's epoch history is identical.
+  await s.deps.meta.writeEpoch(1, encodeEpochFile(ci.nodes, ci.ctime >> 32n));
   await m.adopt(ci);
   s.log.info("cluster formatted", { copies, flags: ci.flags, nodes: ci.nodes.length });
 }

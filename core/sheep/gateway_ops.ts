@@ -1,7 +1,8 @@
 /**
  * Client object I/O (CREATE_AND_WRITE_OBJ, READ_OBJ, WRITE_OBJ, REMOVE_OBJ): checks that only the
  * gateway can make (read-only snapshots, bounds), then the Gateway does the replica work. A write
- * that zeroes entries of an inode's data_vdi_id releases the objects the VDI owned alone.
+ * that replaces entries of an inode's data_vdi_id releases the references they held (gref and
+ * ledger, protocol sheet §8.3); DECREF_OBJ releases one reference explicitly.
  *
  * @module
  */
@@ -11,15 +12,24 @@ import type { SdReq, SdRsp } from "../proto/header.ts";
 import { SdError } from "../proto/sd_error.ts";
 import {
   isDataObj,
+  isLedgerObj,
   isVdiObj,
   isVmstateObj,
   oidToString,
   oidToVid,
-  vidToDataOid,
 } from "../hash/oid.ts";
 import { MAX_DATA_OBJS } from "../proto/constants.ts";
+import {
+  decodeIndex,
+  GREF_SIZE,
+  grefOffset,
+  indexOffset,
+  releasedReferences,
+} from "../vdi/gref.ts";
 import type { Sheep } from "./sheep.ts";
 import { sizeOf } from "./peer_ops.ts";
+import { contextLocks, INODE_LOCKS } from "./keyed_lock.ts";
+import { decrefObject, sendReleases } from "./ledger.ts";
 
 const INDEX_END = SD_INODE_HEADER_SIZE + 4 * MAX_DATA_OBJS;
 
@@ -73,6 +83,12 @@ export async function handleGatewayOp(
         st.gwayRemove++;
         await s.gateway.remove(oid, copies);
         return undefined;
+      case Op.DECREF_OBJ:
+        if (!isLedgerObj(req.ref.oid)) {
+          throw new SdError(Res.INVALID_PARMS, "DECREF_OBJ needs a ledger object id");
+        }
+        await decrefObject(s, req.ref.oid, req.ref.generation, req.ref.count);
+        return undefined;
     }
     throw new SdError(Res.INVALID_PARMS);
   } finally {
@@ -97,10 +113,16 @@ function checkWritable(s: Sheep, oid: bigint): void {
 }
 
 /**
- * A write over data_vdi_id entries: entries this VDI owned that are replaced drop their object,
- * unless snapshots or clones of this VDI may still share it.
+ * A write over data_vdi_id entries, with generational reference counting (§8.3): under the VDI's
+ * inode lock, the old entries and their grefs are read, the write goes to every replica, then each
+ * replaced non-zero entry releases its reference (DECREF to the ledger of the old object, waited
+ * for) and its gref is reset to {0, 0}. A crash between these steps can only leak an object
+ * (a reference counted that no longer exists), never drop one that is still referenced.
+ *
+ * A snapshot's entries may only be cleared (dog releases them when deleting it): a write that
+ * would point a snapshot at other objects is refused with READONLY.
  */
-async function writeInodeIndex(
+export async function writeInodeIndex(
   s: Sheep,
   oid: bigint,
   offset: number,
@@ -112,19 +134,38 @@ async function writeInodeIndex(
   const to = Math.min(offset + payload.length, INDEX_END);
   const firstIdx = Math.floor((from - SD_INODE_HEADER_SIZE) / 4);
   const lastIdx = Math.ceil((to - SD_INODE_HEADER_SIZE) / 4);
-  const aStart = SD_INODE_HEADER_SIZE + firstIdx * 4;
-  const old = await s.gateway.read(oid, aStart, (lastIdx - firstIdx) * 4, copies);
-  await s.gateway.write(oid, offset, payload, copies);
-  if (s.vdis.hasChildren(vid) || s.vdis.get(vid)?.snapshot) return;
-  const after = await s.gateway.read(oid, aStart, (lastIdx - firstIdx) * 4, copies);
-  const before = new DataView(old.buffer, old.byteOffset, old.length);
-  const now = new DataView(after.buffer, after.byteOffset, after.length);
-  for (let i = 0; i < lastIdx - firstIdx; i++) {
-    const was = before.getUint32(i * 4, true);
-    if (was === vid && now.getUint32(i * 4, true) !== vid) {
-      await s.gateway.remove(vidToDataOid(vid, firstIdx + i)).catch((e) =>
-        s.log.warn("cannot release a data object", { error: String(e) })
-      );
+  const n = lastIdx - firstIdx;
+  const aStart = indexOffset(firstIdx);
+  await contextLocks<number>(s, INODE_LOCKS).with(vid, async () => {
+    const oldBytes = await s.gateway.read(oid, aStart, n * 4, copies);
+    // The entries as they will be: the old bytes with the payload laid over them.
+    const newBytes = oldBytes.slice();
+    const lo = Math.max(aStart, offset);
+    const hi = Math.min(aStart + n * 4, offset + payload.length);
+    newBytes.set(payload.subarray(lo - offset, hi - offset), lo - aStart);
+    const before = decodeIndex(oldBytes);
+    const after = decodeIndex(newBytes);
+    if (s.vdis.get(vid)?.snapshot && after.some((v, i) => v !== 0 && v !== before[i])) {
+      throw new SdError(Res.READONLY, `VDI ${vid.toString(16)} is a snapshot`);
     }
-  }
+    // Only entries that held a reference and change need their grefs (the common case of a
+    // client naming a newly created object in an empty entry reads none).
+    const replaces = before.some((v, i) => v !== 0 && v !== after[i]);
+    const grefs = replaces
+      ? await s.gateway.read(oid, grefOffset(firstIdx), n * GREF_SIZE, copies)
+      : new Uint8Array(n * GREF_SIZE);
+    await s.gateway.write(oid, offset, payload, copies);
+    if (!replaces) return;
+    const { releases, changed } = releasedReferences(firstIdx, before, after, grefs);
+    await sendReleases(s, releases);
+    // Reset the grefs of the replaced entries, one write per run of consecutive ones.
+    let i = 0;
+    while (i < changed.length) {
+      let j = i + 1;
+      while (j < changed.length && changed[j] === changed[j - 1] + 1) j++;
+      const zeros = new Uint8Array((j - i) * GREF_SIZE);
+      await s.gateway.write(oid, grefOffset(firstIdx + changed[i]), zeros, copies);
+      i = j;
+    }
+  });
 }

@@ -7,6 +7,7 @@
 
 import {
   ClusterStatus,
+  Flag,
   Op,
   Res,
   SD_INODE_HEADER_SIZE,
@@ -19,12 +20,16 @@ import { encodeClusterInfo } from "../proto/cluster_info.ts";
 import { decodeEpochFile, encodeEpochLogRecord, epochLogRecordSize } from "../proto/epoch_log.ts";
 import { encodeNodes, sortNodes } from "../proto/node.ts";
 import {
+  decodeRecoveryThrottling,
   encodeRecoveryState,
   encodeRecoveryThrottling,
   encodeStat,
-  RecoveryPhase,
+  RECOVERY_THROTTLING_SIZE,
 } from "../proto/stat.ts";
-import { dataOidToIdx, isDataObj, oidToVid, vidToDataOid, vidToVdiOid } from "../hash/oid.ts";
+import { throttleFromWire, throttleToWire } from "../recovery/progress.ts";
+import { repairReplica } from "./recovery_ops.ts";
+import { dataOidToIdx, isDataObj, oidToVid, vidToVdiOid } from "../hash/oid.ts";
+import { writeInodeIndex } from "./gateway_ops.ts";
 import type { ConnectionInfo } from "../net/server.ts";
 import type { Sheep } from "./sheep.ts";
 
@@ -72,18 +77,15 @@ export async function handleLocalOp(
     case Op.GET_STORE_LIST:
       return new TextEncoder().encode("plain");
     case Op.STAT_RECOVERY:
-      return encodeRecoveryState({
-        inRecovery: false,
-        state: RecoveryPhase.PREPARING_LIST,
-        nrFinished: 0n,
-        nrTotal: 0n,
-      });
+      return encodeRecoveryState(s.recovery.state());
     case Op.FLUSH_DEL_CACHE:
       return undefined;
     case Op.KILL_NODE:
       s.kill();
       return undefined;
     case Op.GET_OBJ_LIST: {
+      // Recovery's list (CMD_RECOVERY): live and stale oids, at the requester's epoch.
+      if ((req.flags & Flag.CMD_RECOVERY) !== 0) return await s.recovery.serveObjectList(req);
       const oids = await s.store.list();
       const out = new Uint8Array(oids.length * 8);
       const v = new DataView(out.buffer);
@@ -103,7 +105,7 @@ export async function handleLocalOp(
       return out;
     }
     case Op.GET_HASH:
-      rsp.hash.digest = await s.store.sha1(req.obj.oid);
+      rsp.hash.digest = await s.recovery.serveHash(req);
       return undefined;
     case Op.STAT: {
       const v = s.stats;
@@ -158,12 +160,16 @@ export async function handleLocalOp(
       return out;
     }
     case Op.GET_RECOVERY:
-      return encodeRecoveryThrottling({
-        maxExecCount: 0,
-        queueWorkInterval: 0n,
-        throttling: false,
-      });
-    case Op.SET_RECOVERY:
+      return encodeRecoveryThrottling(throttleToWire(s.recovery.throttle));
+    case Op.SET_RECOVERY: {
+      if (!data || data.length < RECOVERY_THROTTLING_SIZE) {
+        throw new SdError(Res.INVALID_PARMS, "recovery throttling payload");
+      }
+      s.recovery.setThrottle(throttleFromWire(decodeRecoveryThrottling(data)));
+      return undefined;
+    }
+    case Op.REPAIR_REPLICA:
+      await repairReplica(s, req);
       return undefined;
     case Op.DISCARD_OBJ:
       await discardObj(s, req.obj.oid);
@@ -211,16 +217,21 @@ async function statCluster(s: Sheep, req: SdReq, rsp: SdRsp): Promise<Uint8Array
   return out;
 }
 
-/** DISCARD_OBJ: zero the inode entry of the data object, persist it, and drop the object. */
+/**
+ * DISCARD_OBJ: zero the inode entry of the data object and persist it; the reference it held is
+ * released like any other replaced entry (the object goes once nothing references it).
+ */
 async function discardObj(s: Sheep, oid: bigint): Promise<void> {
   if (!isDataObj(oid)) throw new SdError(Res.INVALID_PARMS, "DISCARD_OBJ needs a data object");
   const vid = oidToVid(oid);
   const idx = dataOidToIdx(oid);
+  if (s.vdis.get(vid)?.snapshot) {
+    throw new SdError(Res.READONLY, `${vid.toString(16)} is a snapshot`);
+  }
   const inode = vidToVdiOid(vid);
   const at = SD_INODE_HEADER_SIZE + idx * 4;
   const cur = await s.gateway.read(inode, at, 4);
   const owner = new DataView(cur.buffer, cur.byteOffset, 4).getUint32(0, true);
   if (owner === 0) return;
-  await s.gateway.write(inode, at, new Uint8Array(4));
-  if (owner === vid) await s.gateway.remove(vidToDataOid(vid, idx));
+  await writeInodeIndex(s, inode, at, new Uint8Array(4), 0);
 }

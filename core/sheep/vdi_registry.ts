@@ -81,6 +81,13 @@ export class VdiRegistry {
     this.deleted.set(vid);
   }
 
+  /** Forgets `vid` entirely (RECYCLE_VID reclaimed its family): both bits cleared, reusable. */
+  forget(vid: number): void {
+    this.#infos.delete(vid);
+    this.inUse.clear(vid);
+    this.deleted.clear(vid);
+  }
+
   /** True when some VDI names `vid` as its parent (it has snapshots or clones sharing data). */
   hasChildren(vid: number): boolean {
     for (const v of this.#infos.values()) if (v.parentVid === vid && !v.deleted) return true;
