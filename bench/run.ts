@@ -20,6 +20,10 @@
  *   --rand-seconds S seconds per random phase (default 5)
  *   --conns N        client connections to the gateway (default 1)
  *
+ * Snapshot, clone and delete (bench/snapshot_bench.ts; after the sheep I/O):
+ *   --snapshot-sizes LIST    VDI sizes in GiB, half their objects written (default 1,10; "none")
+ *   --snapshot-repeats N     snapshots and clones timed per size (default 5)
+ *
  * @module
  */
 
@@ -33,6 +37,15 @@ import {
   type SheepIoOptions,
   sheepIoTable,
 } from "./sheep_io.ts";
+import {
+  parseSnapshotBenchArg,
+  runSnapshotBench,
+  SNAPSHOT_BENCH_DEFAULTS,
+  SNAPSHOT_BENCH_USAGE,
+  snapshotBenchHeading,
+  type SnapshotBenchOptions,
+  snapshotBenchTable,
+} from "./snapshot_bench.ts";
 
 interface BenchArgs {
   sizeMiB: number;
@@ -42,12 +55,14 @@ interface BenchArgs {
   only?: string[];
   json?: string;
   sheepIo: SheepIoOptions;
+  snapshot: SnapshotBenchOptions;
 }
 
 function usage(): never {
   console.error(
     "usage: deno task bench [--quick] [--size MiB] [--runtime S] [--repeats N] [--dir PATH] " +
-      `[--only ${RAW_JOBS.map((j) => j.name).join(",")}] [--json FILE|-]\n${SHEEP_IO_USAGE}`,
+      `[--only ${RAW_JOBS.map((j) => j.name).join(",")}] [--json FILE|-]\n${SHEEP_IO_USAGE}\n` +
+      SNAPSHOT_BENCH_USAGE,
   );
   Deno.exit(64);
 }
@@ -60,6 +75,7 @@ function parseArgs(argv: string[]): BenchArgs {
     repeats: 3,
     dir: `${root}/.test-tmp/bench`,
     sheepIo: { ...SHEEP_IO_DEFAULTS },
+    snapshot: { ...SNAPSHOT_BENCH_DEFAULTS },
   };
   const num = (v: string | undefined): number => {
     const n = Number(v);
@@ -71,6 +87,7 @@ function parseArgs(argv: string[]): BenchArgs {
     if (k === "--quick") {
       Object.assign(a, { sizeMiB: 64, runtimeSec: 1, repeats: 1 });
       parseSheepIoArg(argv, i, a.sheepIo);
+      Object.assign(a.snapshot, { sizesGiB: [1], repeats: 3 });
     } else if (k === "--size") a.sizeMiB = num(argv[++i]);
     else if (k === "--runtime") a.runtimeSec = num(argv[++i]);
     else if (k === "--repeats") {
@@ -82,7 +99,7 @@ function parseArgs(argv: string[]): BenchArgs {
     else {
       let used = 0;
       try {
-        used = parseSheepIoArg(argv, i, a.sheepIo);
+        used = parseSheepIoArg(argv, i, a.sheepIo) || parseSnapshotBenchArg(argv, i, a.snapshot);
       } catch (e) {
         console.error(`bench: ${e instanceof Error ? e.message : e}`);
       }
@@ -109,7 +126,10 @@ async function main(): Promise<void> {
   const sheepIo = a.sheepIo.scenarios.length > 0
     ? await runSheepIo({ ...a.sheepIo, onProgress: (line) => console.error(line) })
     : null;
-  const report = { machine: { cores: navigator.hardwareConcurrency }, raw, sheepIo };
+  const snapshot = a.snapshot.sizesGiB.length > 0
+    ? await runSnapshotBench({ ...a.snapshot, onProgress: (line) => console.error(line) })
+    : null;
+  const report = { machine: { cores: navigator.hardwareConcurrency }, raw, sheepIo, snapshot };
   if (a.json === "-") {
     console.log(JSON.stringify(report, null, 2));
     return;
@@ -122,6 +142,7 @@ async function main(): Promise<void> {
   );
   console.log(rawLimitsTable(raw));
   if (sheepIo) console.log(`\n${sheepIoHeading(sheepIo)}\n${sheepIoTable(sheepIo)}`);
+  if (snapshot) console.log(`\n${snapshotBenchHeading(snapshot)}\n${snapshotBenchTable(snapshot)}`);
 }
 
 if (import.meta.main) await main();

@@ -28,16 +28,20 @@ function result(bytes: number, ops: number, ms: number): WorkloadResult {
   return { bytes, ops, seconds, mbps: bytes / 1e6 / seconds, iops: ops / seconds };
 }
 
-async function runQueue(depth: number, total: number, one: (i: number) => Promise<void>) {
+async function runQueue(
+  depth: number,
+  total: number,
+  one: (i: number, worker: number) => Promise<void>,
+) {
   let next = 0;
-  const worker = async () => {
+  const worker = async (w: number) => {
     while (true) {
       const i = next++;
       if (i >= total) return;
-      await one(i);
+      await one(i, w);
     }
   };
-  await Promise.all(Array.from({ length: depth }, worker));
+  await Promise.all(Array.from({ length: depth }, (_, w) => worker(w)));
 }
 
 function check(op: string, result: number): void {
@@ -67,18 +71,22 @@ export async function seqWrite(
   return result(objects * OBJ, objects, performance.now() - t0);
 }
 
-/** Reads `objects` whole data objects of `vid`, `depth` in flight. */
+/**
+ * Reads `objects` whole data objects of `vid`, `depth` in flight, each request into its worker's
+ * buffer (as QEMU reads into guest memory that is already there).
+ */
 export async function seqRead(
   clients: SheepClient[],
   vid: number,
   objects: number,
   depth: number,
 ): Promise<WorkloadResult> {
+  const buffers = Array.from({ length: depth }, () => new Uint8Array(OBJ).fill(1));
   const t0 = performance.now();
-  await runQueue(depth, objects, async (i) => {
+  await runQueue(depth, objects, async (i, w) => {
     const req = SdReq.of(Op.READ_OBJ, SD_PROTO_VER, { dataLength: OBJ });
     req.obj.oid = vidToDataOid(vid, i);
-    const { rsp } = await clients[i % clients.length].request(req);
+    const { rsp } = await clients[i % clients.length].request(req, undefined, buffers[w]);
     check("read", rsp.result);
   });
   return result(objects * OBJ, objects, performance.now() - t0);

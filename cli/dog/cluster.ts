@@ -14,6 +14,7 @@ import {
   SD_DEFAULT_BLOCK_SIZE_SHIFT,
   SD_DEFAULT_COPIES,
   SD_DEFAULT_STORE,
+  SD_MAX_NODES,
   STORE_LEN,
 } from "../../core/proto/constants.ts";
 import { decodeClusterInfo } from "../../core/proto/cluster_info.ts";
@@ -30,6 +31,7 @@ import { dogReq } from "./session.ts";
 import { sendLightReq } from "./light_request.ts";
 import { sdTimeOf, sdTimeSeconds } from "./time_format.ts";
 import { readVdiBitmap, setBits } from "./vdi_access.ts";
+import { clusterCheckCommand, clusterRecoverCommand } from "./recovery_cmds.ts";
 
 const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { short: "b", long: "store", hasArg: true, desc: "specify backend store" },
@@ -63,14 +65,17 @@ const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   },
 ];
 
-/** Reads the epoch history with STAT_CLUSTER, doubling the buffer on BUFFER_SMALL. */
+/**
+ * Reads the epoch history with STAT_CLUSTER: one record per epoch, each with room for the current
+ * number of nodes. An older epoch may have had more nodes (some left since): the sheep then
+ * answers BUFFER_SMALL, and, as v1.0's dog does, the node slots per record are doubled.
+ */
 async function statCluster(ctx: CommandContext): Promise<{ result: number; logs: EpochView[] }> {
-  const slots = ctx.session.nodes.length;
-  const recordSize = epochLogRecordSize(slots);
-  let nrLogs = Math.max(ctx.session.epoch, 1);
+  let slots = Math.max(ctx.session.nodes.length, 1);
+  const nrLogs = Math.max(ctx.session.epoch, 1);
   let reply: Reply;
   while (true) {
-    const length = nrLogs * recordSize;
+    const length = nrLogs * epochLogRecordSize(slots);
     if (length > MAX_REQUEST_DATA) {
       throw new DogError(Exit.SYSFAIL, ["Failed to get cluster information: too many epochs"]);
     }
@@ -78,8 +83,12 @@ async function statCluster(ctx: CommandContext): Promise<{ result: number; logs:
     req.cluster.nodesNr = slots;
     reply = await ctx.session.exec(req);
     if (reply.rsp.result !== Res.BUFFER_SMALL) break;
-    nrLogs *= 2;
+    if (slots >= SD_MAX_NODES) {
+      throw new DogError(Exit.SYSFAIL, ["Failed to get cluster information: too many nodes"]);
+    }
+    slots = Math.min(slots * 2, SD_MAX_NODES);
   }
+  const recordSize = epochLogRecordSize(slots);
   const count = Math.floor(reply.data.length / recordSize);
   const logs: EpochView[] = [];
   for (let i = 0; i < count; i++) {
@@ -258,5 +267,7 @@ export const clusterCommands: CommandGroup = {
       needArg: false,
       run: clusterShutdown,
     },
+    clusterRecoverCommand,
+    clusterCheckCommand,
   ],
 };

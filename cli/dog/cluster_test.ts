@@ -134,26 +134,32 @@ Deno.test("cluster format lists the stores when the store is unknown", async () 
   }
 });
 
-Deno.test("cluster info doubles its buffer on BUFFER_SMALL until every epoch fits", async () => {
+Deno.test("cluster info doubles the node slots on BUFFER_SMALL until every epoch fits", async () => {
   const fake = startFake(2);
   try {
     await runDogCaptured(["cluster", "format", "-c", "2"], { fake });
+    // Epochs 1 and 2 had three more nodes, which left since.
     fake.epochCount = 3;
-    fake.headerEpoch = 1;
+    fake.headerEpoch = 3;
+    fake.formerNodes = 3;
     fake.seen.length = 0;
     const run = await runDogCaptured(["cluster", "info", "-r"], { fake });
     const s = TRANSCRIPT_SECONDS;
+    const five = "127.0.0.1:7000:128, 127.0.0.1:7001:128, 127.0.0.1:7100:128, " +
+      "127.0.0.1:7101:128, 127.0.0.1:7102:128";
     assert.equal(
       run.stdout,
       "running, auto-recovery enabled\n\n" +
         `${s + 2} 3 [127.0.0.1:7000:128, 127.0.0.1:7001:128]\n` +
-        `${s + 1} 2 [127.0.0.1:7000:128, 127.0.0.1:7001:128]\n` +
-        `${s} 1 [127.0.0.1:7000:128, 127.0.0.1:7001:128]\n`,
+        `${s + 1} 2 [${five}]\n` +
+        `${s} 1 [${five}]\n`,
     );
     const stats = fake.seen.filter((x) => x.opcode === Op.STAT_CLUSTER);
-    const record = 48 + 2 * 80;
-    assert.deepEqual(stats.map((x) => x.req.dataLength), [record, 2 * record, 4 * record]);
-    assert.ok(stats.every((x) => x.req.cluster.nodesNr === 2));
+    assert.deepEqual(stats.map((x) => x.req.cluster.nodesNr), [2, 4, 8]);
+    assert.deepEqual(
+      stats.map((x) => x.req.dataLength),
+      [2, 4, 8].map((n) => 3 * (48 + n * 80)),
+    );
   } finally {
     await fake.stop();
   }

@@ -59,8 +59,10 @@ export class FakeCluster {
   /** Node capacity reported by STAT_SHEEP. */
   storeSize = 78640807936n;
   logLevel = 6;
-  /** Epochs STAT_CLUSTER returns (all with the same members). */
+  /** Epochs STAT_CLUSTER returns (the newest with `nodes`). */
   epochCount = 1;
+  /** Members of the older epochs beyond `nodes` (nodes that left since): 127.0.0.1:7100+i. */
+  formerNodes = 0;
   /** The epoch put in reply headers once formatted. */
   headerEpoch = 1;
   formatted = false;
@@ -360,26 +362,35 @@ export class FakeCluster {
     }
   }
 
+  /**
+   * As v1.0's sheep: as many of the newest epochs as fit in data_length, each record with
+   * `nodesNr` node slots; BUFFER_SMALL when an epoch has more nodes than that.
+   */
   #statCluster(req: SdReq): FakeReply {
     if (!this.formatted) return { result: Res.WAIT_FOR_FORMAT };
     const slots = req.cluster.nodesNr;
     const size = epochLogRecordSize(slots);
-    if (req.dataLength < size * this.epochCount) return { result: Res.BUFFER_SMALL };
-    const out = new Uint8Array(size * this.epochCount);
-    for (let i = 0; i < this.epochCount; i++) {
+    const count = Math.min(Math.floor(req.dataLength / size), this.epochCount);
+    const former = [...Array(this.formerNodes).keys()].map((i) =>
+      makeNode("127.0.0.1", 7100 + i, { zone: 100 + i, nrVnodes: 128, space: this.storeSize })
+    );
+    const out = new Uint8Array(size * count);
+    for (let i = 0; i < count; i++) {
       const epoch = this.epochCount - i;
+      const nodes = i === 0 ? this.nodes : [...this.nodes, ...former];
+      if (nodes.length > slots) return { result: Res.BUFFER_SMALL };
       out.set(
         encodeEpochLogRecord({
           ctime: this.ctime,
           time: (this.ctime >> 32n) + BigInt(epoch - 1),
           epoch,
-          nrNodes: this.nodes.length,
+          nrNodes: nodes.length,
           disableRecovery: false,
           nrCopies: this.copies,
           copyPolicy: this.copyPolicy,
           flags: this.flags,
           drvName: this.store,
-          nodes: this.nodes,
+          nodes,
         }, slots),
         i * size,
       );

@@ -183,6 +183,8 @@ export async function runDog(
   while (leaf.sub !== undefined) {
     const name = positionals[0];
     const next = leaf.sub.find((s) => s.name === name);
+    // A command that runs by itself as well (node recovery): no subcommand named, run it.
+    if (next === undefined && leaf.run !== undefined) break;
     if (next === undefined) {
       await out.error(usage().replace(/\n$/, ""));
       return name === undefined ? Exit.USAGE : Exit.FAILURE;

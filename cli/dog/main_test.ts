@@ -52,7 +52,8 @@ Deno.test("dog lists a group's subcommands when the subcommand is missing or unk
   const missing = await runDogCaptured(["cluster"]);
   assert.equal(
     missing.stderr,
-    "Available cluster commands:\n  cluster info\n  cluster format\n  cluster shutdown\n",
+    "Available cluster commands:\n  cluster info\n  cluster format\n  cluster shutdown\n" +
+      "  cluster recover\n  cluster check\n",
   );
   assert.equal(missing.code, 64);
   const unknown = await runDogCaptured(["cluster", "frob"]);

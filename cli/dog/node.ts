@@ -20,8 +20,10 @@ import { isNumeric, LOG_LEVELS } from "./option_values.ts";
 import { dogReq } from "./session.ts";
 import { forEachVdi } from "./vdi_access.ts";
 import { isSnapshot } from "../../core/proto/inode.ts";
+import { nodeRecoveryCommand } from "./recovery_cmds.ts";
 
 const NODE_OPTIONS: readonly OptionSpec[] = [
+  { short: "P", long: "progress", hasArg: false, desc: "show progress of recovery in the node" },
   { short: "l", long: "local", hasArg: false, desc: "issue request to local node" },
 ];
 
@@ -160,6 +162,7 @@ export const nodeCommands: CommandGroup = {
       needArg: false,
       run: nodeInfo,
     },
+    nodeRecoveryCommand,
     {
       name: "log",
       args: "level {get|set|list}",

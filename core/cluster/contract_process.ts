@@ -54,10 +54,29 @@ export class ProcessMember implements ContractMember {
     this.#readers = Promise.all([this.#readStdout(), this.#readStderr()]).then(() => {});
   }
 
-  /** Spawns `script` for port `port` and waits until its driver is initialized. */
-  static async spawn(script: string, port: number, args: string[] = []): Promise<ProcessMember> {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", script, String(port), ...args],
+  /**
+   * Spawns `script` for port `port` and waits until its driver is initialized. `opts.wrap` is a
+   * command prefix (e.g. `ip netns exec NS`, which execs Deno under the same pid); `opts.flags`
+   * are more Deno flags (e.g. `--v8-flags=--stack-size=4096` for the corosync driver).
+   */
+  static async spawn(
+    script: string,
+    port: number,
+    args: string[] = [],
+    opts: { wrap?: string[]; flags?: string[] } = {},
+  ): Promise<ProcessMember> {
+    const argv = [
+      ...(opts.wrap ?? []),
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      ...(opts.flags ?? []),
+      script,
+      String(port),
+      ...args,
+    ];
+    const child = new Deno.Command(argv[0], {
+      args: argv.slice(1),
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
@@ -254,7 +273,7 @@ export async function serveContractMember(driver: ClusterDriver, port: number): 
         return;
       }
       // Requests run concurrently (a block() waits while an unblock() comes in).
-      run(op, arg).then(
+      Promise.resolve().then(() => run(op, arg)).then(
         () => send({ reply: id }),
         (e) =>
           send({

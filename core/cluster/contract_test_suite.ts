@@ -17,13 +17,31 @@ import { SLOW_CHECK_MS, wallMs } from "./contract_member.ts";
 const WAIT_MS = 15_000;
 const BASE_PORT = 7000;
 
+/** Options of {@linkcode runDriverContract}. */
+export interface ContractOptions {
+  /**
+   * Turns Deno's op and resource sanitizers off, for factories that share a server started
+   * outside the tests (its process and pipes outlive each test). Default: on.
+   */
+  sanitize?: boolean;
+  /** Skips every test (e.g. the machine cannot run the driver's server), with the reason logged. */
+  ignore?: boolean;
+}
+
 /** Registers the contract tests for driver `name`. */
 export function runDriverContract(
   name: string,
   makeCluster: () => Promise<DriverFactory>,
+  opts: ContractOptions = {},
 ): void {
+  const sanitize = opts.sanitize ?? true;
   const test = (title: string, body: (f: DriverFactory) => Promise<void>) =>
-    Deno.test(`${name}: ${title}`, async () => {
+    Deno.test({
+      name: `${name}: ${title}`,
+      ignore: opts.ignore ?? false,
+      sanitizeOps: sanitize,
+      sanitizeResources: sanitize,
+    }, async () => {
       const f = await makeCluster();
       try {
         await body(f);

@@ -10,7 +10,8 @@ import { SdReq, SdRsp } from "../proto/header.ts";
 import { SdError } from "../proto/sd_error.ts";
 import { Res } from "../proto/constants.ts";
 import { CONNECT_TIMEOUT_MS, MAX_REQUEST_DATA, REQUEST_TIMEOUT_MS } from "../limits.ts";
-import { ExactReader, writeAll } from "./exact_reader.ts";
+import { ExactReader } from "./exact_reader.ts";
+import { MessageWriter } from "./message_writer.ts";
 
 /** Where a sheep listens. */
 export type SheepAddress = { host: string; port: number } | { path: string };
@@ -22,6 +23,8 @@ export interface Reply {
 }
 
 interface Pending {
+  /** Where the reply payload goes when it fits (else a new buffer). */
+  into: Uint8Array | undefined;
   resolve(r: Reply): void;
   reject(e: Error): void;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -43,11 +46,12 @@ export class SheepClient {
   readonly #timeoutMs: number;
   #nextId = 1;
   #closed: Error | null = null;
-  #writeChain: Promise<void> = Promise.resolve();
+  readonly #writer: MessageWriter;
 
   private constructor(conn: Deno.Conn, opts: ClientOptions) {
     this.#conn = conn;
     this.#reader = new ExactReader(conn);
+    this.#writer = new MessageWriter(conn, (e) => this.#fail(toError(e)));
     this.#timeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.#readLoop();
   }
@@ -88,9 +92,11 @@ export class SheepClient {
 
   /**
    * Sends `req` (with `data` as payload when given; CMD_WRITE must then be set and data_length
-   * match) and resolves with the reply. The request id is assigned here.
+   * match) and resolves with the reply. The request id is assigned here. With `into`, a reply
+   * payload that fits is read into it (the reply's `data` is then a view of `into`), which spares
+   * a large read a fresh allocation.
    */
-  request(req: SdReq, data?: Uint8Array): Promise<Reply> {
+  request(req: SdReq, data?: Uint8Array, into?: Uint8Array): Promise<Reply> {
     if (this.#closed) return Promise.reject(this.#closed);
     if (data !== undefined && data.length !== req.dataLength) {
       return Promise.reject(new Error("payload length differs from data_length"));
@@ -104,13 +110,10 @@ export class SheepClient {
           this.#fail(new SdError(Res.NETWORK_ERROR, `request ${id} timed out`));
         }, this.#timeoutMs)
         : undefined;
-      this.#pending.set(id, { resolve, reject, timer });
-      const header = req.bytes.slice();
-      this.#writeChain = this.#writeChain.then(async () => {
-        if (this.#closed) return;
-        await writeAll(this.#conn, header);
-        if (data !== undefined && data.length > 0) await writeAll(this.#conn, data);
-      }).catch((e) => this.#fail(toError(e)));
+      this.#pending.set(id, { into, resolve, reject, timer });
+      // Requests queued together go out in one write (see MessageWriter).
+      if (data !== undefined) this.#writer.send(req.bytes.slice(), data);
+      else this.#writer.send(req.bytes.slice());
     });
   }
 
@@ -128,12 +131,14 @@ export class SheepClient {
         if (rsp.dataLength > MAX_REQUEST_DATA) {
           throw new SdError(Res.NETWORK_ERROR, `reply too large (${rsp.dataLength} bytes)`);
         }
-        const data = new Uint8Array(rsp.dataLength);
+        const p = this.#pending.get(rsp.id);
+        const data = p?.into !== undefined && p.into.length >= rsp.dataLength
+          ? p.into.subarray(0, rsp.dataLength)
+          : new Uint8Array(rsp.dataLength);
         if (data.length > 0 && !(await this.#reader.readFull(data))) {
           throw new SdError(Res.NETWORK_ERROR, "connection closed before reply payload");
         }
-        const p = this.#pending.get(rsp.id);
-        if (!p) continue; // a reply to a request that already timed out
+        if (!p || this.#pending.get(rsp.id) !== p) continue; // its request already timed out
         this.#pending.delete(rsp.id);
         clearTimeout(p.timer);
         p.resolve({ rsp, data });
@@ -147,6 +152,7 @@ export class SheepClient {
   #fail(err: Error): void {
     if (!this.#closed) {
       this.#closed = err;
+      this.#writer.stop();
       try {
         this.#conn.close();
       } catch (_closed) {

@@ -7,10 +7,12 @@
  * @module
  */
 
-import { Flag, SD_REQ_SIZE } from "../proto/constants.ts";
+import { Flag, Op, SD_REQ_SIZE } from "../proto/constants.ts";
 import { SdReq, SdRsp } from "../proto/header.ts";
 import { MAX_CONNECTIONS, MAX_INFLIGHT_PER_CONNECTION, MAX_REQUEST_DATA } from "../limits.ts";
-import { ExactReader, UnexpectedEofError, writeAll } from "./exact_reader.ts";
+import { ExactReader, UnexpectedEofError } from "./exact_reader.ts";
+import { MessageWriter } from "./message_writer.ts";
+import { objectBuffers } from "../buffer_pool.ts";
 
 /** A reply to one request. */
 export interface ServerReply {
@@ -156,7 +158,6 @@ export class SheepServer {
       signal: abort.signal,
     };
     const reader = new ExactReader(conn);
-    let writeChain: Promise<void> = Promise.resolve();
     let broken = false;
     let inflight = 0;
     let slotFreed: (() => void) | null = null;
@@ -164,28 +165,25 @@ export class SheepServer {
     // Requests of this connection whose reply is not written yet (handler and write).
     const pending = new Set<Promise<void>>();
 
-    const send = (reply: ServerReply): Promise<void> => {
-      writeChain = writeChain.then(async () => {
-        if (broken) return;
-        const data = reply.data;
-        const len = data?.length ?? 0;
-        reply.rsp.dataLength = len;
-        if (len > 0 && len <= 256 * 1024) {
-          const buf = new Uint8Array(SD_REQ_SIZE + len);
-          buf.set(reply.rsp.bytes, 0);
-          buf.set(data!, SD_REQ_SIZE);
-          await writeAll(conn, buf);
-        } else {
-          await writeAll(conn, reply.rsp.bytes);
-          if (len > 0) await writeAll(conn, data!);
-        }
-      }).catch(() => {
-        // The client went away while we were replying; reading will notice and stop.
-        broken = true;
-        abort.abort();
-        closeQuietly(conn);
-      });
-      return writeChain;
+    // Replies go out in completion order; replies that complete together share one write, and
+    // a small payload shares its header's (MessageWriter).
+    const writer = new MessageWriter(conn, () => {
+      // The client went away while we were replying; reading will notice and stop.
+      broken = true;
+      abort.abort();
+      closeQuietly(conn);
+    });
+
+    const send = async (reply: ServerReply): Promise<void> => {
+      const data = reply.data;
+      if (!broken) {
+        reply.rsp.dataLength = data?.length ?? 0;
+        if (data !== undefined && data.length > 0) await writer.sendAndWait(reply.rsp.bytes, data);
+        else await writer.sendAndWait(reply.rsp.bytes);
+      }
+      // A pooled buffer (a whole object read by the store) belongs to its reply: written, it
+      // goes back to the pool (see core/buffer_pool.ts).
+      if (data !== undefined && objectBuffers.owns(data)) objectBuffers.give(data);
     };
 
     try {
@@ -207,12 +205,17 @@ export class SheepServer {
           break;
         }
         let data: Uint8Array | undefined;
+        // The payload of an object write is lent to its handler: its buffer goes back to the
+        // pool once the request is answered (see LENT_PAYLOAD_OPS).
+        let lent = false;
         if (req.flags & Flag.CMD_WRITE) {
-          data = new Uint8Array(req.dataLength);
+          lent = LENT_PAYLOAD_OPS.has(req.opcode);
+          data = lent ? objectBuffers.take(req.dataLength) : new Uint8Array(req.dataLength);
           if (data.length > 0 && !(await reader.readFull(data))) {
             throw new UnexpectedEofError(0);
           }
         }
+        const payload = data;
         inflight++;
         // p settles once the reply is written (or the connection is gone), so close() and the
         // end of this connection wait for replies, not just for handlers.
@@ -221,6 +224,7 @@ export class SheepServer {
           broken = true;
           closeQuietly(conn);
         }).finally(() => {
+          if (lent) objectBuffers.give(payload!);
           inflight--;
           this.#inflight.delete(p);
           pending.delete(p);
@@ -241,9 +245,22 @@ export class SheepServer {
     // Let handlers already running finish and write their replies (or fail quietly): a client
     // that half-closes after its last request still gets every reply.
     await Promise.allSettled([...pending]);
-    await writeChain;
+    await writer.drain();
   }
 }
+
+/**
+ * Object writes (client and peer): their handlers store the payload or forward it to peers and
+ * are done with it when they answer, so the buffer (4 MiB for a whole object) is reused for a
+ * later request instead of being allocated and faulted in anew each time. A handler of these ops
+ * must not keep the payload beyond its answer (copy it if it must).
+ */
+const LENT_PAYLOAD_OPS: ReadonlySet<number> = new Set<number>([
+  Op.CREATE_AND_WRITE_OBJ,
+  Op.WRITE_OBJ,
+  Op.CREATE_AND_WRITE_PEER,
+  Op.WRITE_PEER,
+]);
 
 function remoteOf(conn: Deno.Conn): string {
   const a = conn.remoteAddr;

@@ -271,8 +271,12 @@ export class NodeRecovery {
     return this.#pending.size + this.#inFlight.size;
   }
 
-  /** The next step at time `now`. A "start" marks the object in flight. */
-  next(now: number): Next {
+  /**
+   * The next step at time `now`. A "start" marks the object in flight. With `urgentOnly`
+   * (recovery disabled by `dog cluster recover disable`) only objects that requests wait for
+   * are started; the others stay pending.
+   */
+  next(now: number, options: { readonly urgentOnly?: boolean } = {}): Next {
     if (this.#phase !== "recovering") return { kind: "none" };
     if (this.#pending.size === 0 && this.#inFlight.size === 0) {
       this.#phase = "notifying";
@@ -287,6 +291,11 @@ export class NodeRecovery {
     }
     const dueWaited = this.#earliestDelayed(now, true);
     if (dueWaited !== null) return this.#start(dueWaited, now);
+    if (options.urgentOnly) {
+      let until = Infinity;
+      for (const [oid, at] of this.#delayed) if (this.#waited.has(oid)) until = Math.min(until, at);
+      return until === Infinity ? { kind: "none" } : { kind: "wait", until };
+    }
 
     const t = this.#throttle;
     let throttledUntil = -Infinity;

@@ -383,3 +383,22 @@ Deno.test("the cluster epoch never goes back", () => {
   assert.throws(() => gatherOnMembership(s, 2, M), AssertionError);
   assert.throws(() => gatherInit(2, M, 3), AssertionError);
 });
+
+Deno.test("with urgentOnly (recovery disabled) only requested objects start; the rest waits for enable", () => {
+  const r = new NodeRecovery({ maxInFlight: 4, retryDelayMs: 10 });
+  r.begin(3);
+  r.setPlan(3, [1n, 2n, 3n]);
+  assert.deepEqual(r.next(0, { urgentOnly: true }), { kind: "none" });
+  assert.equal(r.mustWait(2n, false), true);
+  assert.equal(started(r.next(0, { urgentOnly: true })), 2n);
+  r.finish(3, 2n, "retry", 0);
+  assert.equal(r.mustWait(2n, false), true);
+  assert.equal(started(r.next(0, { urgentOnly: true })), 2n);
+  r.finish(3, 2n, "retry", 0);
+  assert.deepEqual(r.next(5, { urgentOnly: true }), { kind: "wait", until: 10 });
+  assert.equal(started(r.next(10, { urgentOnly: true })), 2n);
+  r.finish(3, 2n, "recovered", 10);
+  assert.deepEqual(r.next(11, { urgentOnly: true }), { kind: "none" });
+  assert.deepEqual(drain(r, 12), [1n, 3n]);
+  assert.deepEqual(r.next(12), { kind: "notify", epoch: 3 });
+});

@@ -14,6 +14,18 @@ import type { VdiRegistry } from "./vdi_registry.ts";
 import type { SheepLog } from "./log.ts";
 import type { SheepStats } from "./stats.ts";
 
+/** What a peer op on the local store does to its object (for the recovery wait rules). */
+export type ObjectIoKind = "read" | "write" | "create" | "remove";
+
+/**
+ * Admission of peer I/O on the local store while the node recovers (recovery_executor.ts): waits
+ * for the moves of the epoch and, except for creates, for the object's own recovery; a failure
+ * after an epoch change becomes OLD_NODE_VER.
+ */
+export interface ObjectIoGuard {
+  io<T>(oid: bigint, kind: ObjectIoKind, epoch: number, op: () => Promise<T>): Promise<T>;
+}
+
 /** The shared state of one sheep. */
 export interface SheepContext {
   /** This node as the cluster knows it. */
@@ -33,6 +45,8 @@ export interface SheepContext {
   members: SdNode[];
   /** The vnode ring of the current epoch. */
   ring: Ring;
+  /** Recovery's admission of local peer I/O (absent in contexts that do not recover). */
+  readonly recovery?: ObjectIoGuard;
   /** Resolves when the local epoch reaches `epoch` (rejects after `deadlineMs`). */
   waitForEpoch(epoch: number, deadlineMs: number): Promise<void>;
 }

@@ -44,7 +44,13 @@ export async function runDaemon(opts: SheepConfigOptions): Promise<number> {
     space,
   });
   const sheep = new Sheep(
-    { node, space, fixedVnodes: opts.vnodes !== null, nosync: opts.nosync },
+    {
+      node,
+      space,
+      fixedVnodes: opts.vnodes !== null,
+      nosync: opts.nosync,
+      recoveryThrottle: opts.recovery,
+    },
     {
       store,
       meta: dirMetaFiles(opts.dir),

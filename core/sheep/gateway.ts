@@ -14,7 +14,7 @@ import { addrToString, sameNode, type SdNode } from "../proto/node.ts";
 import { SdError } from "../proto/sd_error.ts";
 import { oidToString, oidToVid } from "../hash/oid.ts";
 import { Flag } from "../proto/constants.ts";
-import type { SheepContext } from "./context.ts";
+import type { ObjectIoKind, SheepContext } from "./context.ts";
 import { peerCreate, peerRead, peerRemove, peerWrite } from "./peer_ops.ts";
 
 /** How long the gateway keeps retrying transient failures before giving up (ms). */
@@ -58,30 +58,40 @@ export class Gateway {
   /** Reads `length` bytes at `offset` of `oid`. */
   read(oid: bigint, offset: number, length: number, copies = 0): Promise<Uint8Array> {
     return this.#retry(`read ${oidToString(oid)}`, async () => {
+      const epoch = this.#ctx.cinfo.epoch;
       const nodes = this.replicas(oid, copies);
       const order = this.#readOrder(nodes);
       let lastErr: unknown = null;
+      let retryErr: unknown = null;
       for (const n of order) {
         try {
-          if (sameNode(n, this.#ctx.self)) return await peerRead(this.#ctx, oid, offset, length);
+          if (sameNode(n, this.#ctx.self)) {
+            return await this.#local(oid, "read", epoch, () =>
+              peerRead(this.#ctx, oid, offset, length));
+          }
+          this.#checkEpoch(epoch);
           const req = this.#peerReq(Op.READ_PEER, oid, offset, length);
           const { rsp, data } = await this.#send(n, req);
           if (rsp.result === Res.SUCCESS) return data;
           throw new SdError(rsp.result, `READ_PEER ${oidToString(oid)} on ${nodeName(n)}`);
         } catch (e) {
           lastErr = e;
+          if (isRetryable(e)) retryErr = e;
           // Another replica may have it (for instance while this one is being recovered).
         }
       }
-      throw lastErr;
+      // A replica in another epoch (or unreachable) may be the one that has it: retry then.
+      throw retryErr ?? lastErr;
     });
   }
 
   /** Overwrites part of an existing object on every replica. */
   write(oid: bigint, offset: number, data: Uint8Array, copies = 0): Promise<void> {
     return this.#retry(`write ${oidToString(oid)}`, () =>
-      this.#all(oid, copies, (n) => {
-        if (sameNode(n, this.#ctx.self)) return peerWrite(this.#ctx, oid, offset, data);
+      this.#all(oid, copies, (n, epoch) => {
+        if (sameNode(n, this.#ctx.self)) {
+          return this.#local(oid, "write", epoch, () => peerWrite(this.#ctx, oid, offset, data));
+        }
         const req = this.#peerReq(Op.WRITE_PEER, oid, offset, data.length, true);
         return this.#expectOk(n, req, data);
       }));
@@ -108,8 +118,10 @@ export class Gateway {
     const payload = data;
     const off = offset;
     await this.#retry(`create ${oidToString(oid)}`, () =>
-      this.#all(oid, copies, (n) => {
-        if (sameNode(n, this.#ctx.self)) return peerCreate(this.#ctx, oid, off, payload);
+      this.#all(oid, copies, (n, epoch) => {
+        if (sameNode(n, this.#ctx.self)) {
+          return this.#local(oid, "create", epoch, () => peerCreate(this.#ctx, oid, off, payload));
+        }
         const req = this.#peerReq(Op.CREATE_AND_WRITE_PEER, oid, off, payload.length, true);
         return this.#expectOk(n, req, payload);
       }));
@@ -118,14 +130,52 @@ export class Gateway {
   /** Removes the object from every replica; absent replicas are fine. */
   remove(oid: bigint, copies = 0): Promise<void> {
     return this.#retry(`remove ${oidToString(oid)}`, () =>
-      this.#all(oid, copies, async (n) => {
+      this.#all(oid, copies, async (n, epoch) => {
         try {
-          if (sameNode(n, this.#ctx.self)) return await peerRemove(this.#ctx, oid);
+          if (sameNode(n, this.#ctx.self)) {
+            return await this.#local(oid, "remove", epoch, () => peerRemove(this.#ctx, oid));
+          }
           await this.#expectOk(n, this.#peerReq(Op.REMOVE_PEER, oid, 0, 0));
         } catch (e) {
           if (e instanceof SdError && e.result === Res.NO_OBJ) return;
           throw e;
         }
+      }));
+  }
+
+  /**
+   * A peer op that is not idempotent (DECREF_PEER) on every replica of `oid`: each replica is
+   * retried on its own after a failure that happens before the op applies (another epoch, a node
+   * joining), and one that applied it is not asked again. A broken connection is not retried.
+   * `local` runs it on this node's own store; `makeReq` builds the request for a peer.
+   */
+  eachReplicaOnce(
+    oid: bigint,
+    copies: number,
+    makeReq: (epoch: number) => SdReq,
+    local: () => Promise<void>,
+  ): Promise<void> {
+    const done = new Set<string>();
+    return this.#retry(`peer op on ${oidToString(oid)}`, () =>
+      this.#all(oid, copies, async (n, epoch) => {
+        const key = nodeName(n);
+        if (done.has(key)) return;
+        if (sameNode(n, this.#ctx.self)) await this.#local(oid, "write", epoch, local);
+        else {
+          try {
+            await this.#expectOk(n, makeReq(this.#ctx.cinfo.epoch));
+          } catch (e) {
+            // A broken connection may have lost the reply of an applied request: asking again
+            // could apply it twice. Fail instead (for DECREF: a leak, never a loss).
+            if (e instanceof SdError && e.result === Res.NETWORK_ERROR) {
+              throw new SdError(Res.EIO, `${e.message} (not retried: not idempotent)`, {
+                cause: e,
+              });
+            }
+            throw e;
+          }
+        }
+        done.add(key);
       }));
   }
 
@@ -139,9 +189,15 @@ export class Gateway {
     return [...local, ...others];
   }
 
-  async #all(oid: bigint, copies: number, op: (n: SdNode) => Promise<void>): Promise<void> {
+  async #all(
+    oid: bigint,
+    copies: number,
+    op: (n: SdNode, epoch: number) => Promise<void>,
+  ): Promise<void> {
+    // The epoch of the ring the replicas come from: a local replica is admitted at it.
+    const epoch = this.#ctx.cinfo.epoch;
     const nodes = this.replicas(oid, copies);
-    const results = await Promise.allSettled(nodes.map(op));
+    const results = await Promise.allSettled(nodes.map((n) => op(n, epoch)));
     let retryable: unknown = null;
     for (const r of results) {
       if (r.status === "rejected") {
@@ -150,6 +206,23 @@ export class Gateway {
       }
     }
     if (retryable) throw retryable;
+  }
+
+  /**
+   * The local replica's part, through recovery's admission (recovery_executor.ts): it waits for
+   * the object's recovery, and answers OLD_NODE_VER (retried) when the epoch moved on since
+   * `epoch`, the epoch the replicas were taken at.
+   */
+  #local<T>(oid: bigint, kind: ObjectIoKind, epoch: number, op: () => Promise<T>): Promise<T> {
+    const guard = this.#ctx.recovery;
+    return guard ? guard.io(oid, kind, epoch, op) : op();
+  }
+
+  /** A replica list taken at `epoch` is out of date once the epoch moved on. */
+  #checkEpoch(epoch: number): void {
+    if (this.#ctx.cinfo.epoch !== epoch) {
+      throw new SdError(Res.OLD_NODE_VER, `the epoch moved on from ${epoch}`);
+    }
   }
 
   #peerReq(opcode: number, oid: bigint, offset: number, length: number, write = false): SdReq {

@@ -4,11 +4,13 @@
  * @module
  */
 
-import { Op, Res } from "../proto/constants.ts";
+import { Flag, Op, Res } from "../proto/constants.ts";
 import type { SdReq, SdRsp } from "../proto/header.ts";
 import { SdError } from "../proto/sd_error.ts";
 import type { Sheep } from "./sheep.ts";
 import { peerCreate, peerRead, peerRemove, peerWrite } from "./peer_ops.ts";
+import { decrefPeer } from "./ledger.ts";
+import { isLedgerObj } from "../hash/oid.ts";
 
 /** Serves one peer op on the local store. */
 export async function handlePeerOp(
@@ -22,26 +24,41 @@ export async function handlePeerOp(
   st.peerTotal++;
   try {
     const oid = req.obj.oid;
+    // Every op on the local store passes recovery's admission (recovery_executor.ts io()).
+    const io = s.recovery;
+    const epoch = req.epoch;
     switch (req.opcode) {
       case Op.READ_PEER: {
         st.peerRead++;
-        const out = await peerRead(s, oid, req.obj.offset, req.dataLength);
+        // A recovery read: the live object or the stale copy of tgt_epoch; never waits.
+        const out = (req.flags & Flag.CMD_RECOVERY) !== 0
+          ? await io.serveRecoveryRead(req)
+          : await io.io(oid, "read", epoch, () => peerRead(s, oid, req.obj.offset, req.dataLength));
         st.peerTx += out.length;
         return out;
       }
       case Op.CREATE_AND_WRITE_PEER:
         st.peerWrite++;
         st.peerRx += data?.length ?? 0;
-        await peerCreate(s, oid, req.obj.offset, data ?? new Uint8Array());
+        await io.io(oid, "create", epoch, () =>
+          peerCreate(s, oid, req.obj.offset, data ?? new Uint8Array()));
         return undefined;
       case Op.WRITE_PEER:
         st.peerWrite++;
         st.peerRx += data?.length ?? 0;
-        await peerWrite(s, oid, req.obj.offset, data ?? new Uint8Array());
+        await io.io(oid, "write", epoch, () =>
+          peerWrite(s, oid, req.obj.offset, data ?? new Uint8Array()));
         return undefined;
       case Op.REMOVE_PEER:
         st.peerRemove++;
-        await peerRemove(s, oid);
+        await io.io(oid, "remove", epoch, () => peerRemove(s, oid));
+        return undefined;
+      case Op.DECREF_PEER:
+        if (!isLedgerObj(req.ref.oid)) {
+          throw new SdError(Res.INVALID_PARMS, "DECREF_PEER needs a ledger object id");
+        }
+        await io.io(req.ref.oid, "write", epoch, () =>
+          decrefPeer(s, req.ref.oid, req.ref.generation, req.ref.count));
         return undefined;
     }
     throw new SdError(Res.INVALID_PARMS);

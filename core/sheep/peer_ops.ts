@@ -31,7 +31,12 @@ function checkRange(ctx: SheepContext, oid: bigint, offset: number, length: numb
   return size;
 }
 
-/** CREATE_AND_WRITE_PEER: creates (or replaces) the object and writes `data` at `offset`. */
+/**
+ * CREATE_AND_WRITE_PEER: creates the object, zeros except `data` at `offset`, replacing any
+ * object of that oid (as v1.0's rename over it): a CREATE's content is newer than whatever copy
+ * this node holds, for instance one recovery brought back just before, and every replica must
+ * end up with the same bytes. A retried create writes the same object again.
+ */
 export async function peerCreate(
   ctx: SheepContext,
   oid: bigint,
@@ -39,13 +44,10 @@ export async function peerCreate(
   data: Uint8Array,
 ): Promise<void> {
   const size = checkRange(ctx, oid, offset, data.length);
-  try {
-    await ctx.store.create(oid, offset, data, size, { sparse: isVdiObj(oid) || isLedgerObj(oid) });
-  } catch (e) {
-    // A create is idempotent: a retried or repeated create of an existing object writes its data.
-    if (!(e instanceof SdError && e.result === Res.OID_EXIST)) throw e;
-    await ctx.store.write(oid, offset, data);
-  }
+  await ctx.store.create(oid, offset, data, size, {
+    sparse: isVdiObj(oid) || isLedgerObj(oid),
+    replace: true,
+  });
 }
 
 /** READ_PEER: `length` bytes at `offset`; a short object file reads as zeros up to its size. */

@@ -14,6 +14,8 @@ import {
   SD_DEFAULT_BLOCK_SIZE_SHIFT,
   SD_DEFAULT_COPIES,
   SD_FORMAT_VERSION,
+  SD_MAX_NODES,
+  SD_NODE_SIZE,
   SD_PROTO_VER,
   SD_SHEEP_PROTO_VER,
 } from "../proto/constants.ts";
@@ -48,6 +50,7 @@ import {
 } from "./cluster_msg.ts";
 import {
   delVdiWork,
+  encodeDelVdiOutcome,
   lookupVdi,
   newVdiWork,
   nowStamp,
@@ -59,6 +62,14 @@ import { type MetaFiles } from "./meta_files.ts";
 import { handleGatewayOp } from "./gateway_ops.ts";
 import { handleLocalOp } from "./local_ops.ts";
 import { handlePeerOp } from "./peer_handlers.ts";
+import { RecoveryExecutor } from "./recovery_executor.ts";
+
+/** Largest epoch file: SD_MAX_NODES nodes and the 8-byte time. */
+const EPOCH_FILE_MAX = SD_MAX_NODES * SD_NODE_SIZE + 8;
+
+/** How long a member keeps trying to pull a joiner's VDI state (the joiner must listen first). */
+const VDI_PULL_DEADLINE_MS = 30_000;
+const VDI_PULL_RETRY_MS = 100;
 
 /** How long a peer request with a newer epoch waits for this node to catch up (ms). */
 const EPOCH_WAIT_MS = 10_000;
@@ -86,6 +97,8 @@ export interface SheepIdentity {
   /** `-V` was given (fixed vnodes). */
   fixedVnodes: boolean;
   nosync: boolean;
+  /** `sheep -R max=N,interval=MS`: the initial recovery throttle (none when absent). */
+  recoveryThrottle?: { max: number; intervalMs: number } | null;
 }
 
 interface PendingOp {
@@ -108,11 +121,14 @@ export class Sheep implements SheepContext {
   ring: Ring;
   killed = false;
   readonly gateway: Gateway;
+  /** Recovery after epoch changes, and the admission of local peer I/O meanwhile. */
+  readonly recovery: RecoveryExecutor;
   readonly deps: SheepDeps;
   readonly identity: SheepIdentity;
   config: SheepConfig;
 
   #seq = 1;
+  #closed = false;
   readonly #pending = new Map<number, PendingOp>();
   readonly #epochWaiters = new Set<{ epoch: number; wake(): void }>();
 
@@ -140,6 +156,7 @@ export class Sheep implements SheepContext {
     this.cinfo = this.#cinfoFromConfig(0, []);
     this.ring = buildRing([]);
     this.gateway = new Gateway(this, deps.random);
+    this.recovery = new RecoveryExecutor(this, identity.recoveryThrottle ?? null);
   }
 
   #cinfoFromConfig(epoch: number, nodes: SdNode[]): ClusterInfo {
@@ -187,6 +204,7 @@ export class Sheep implements SheepContext {
     }
     this.cinfo = this.#cinfoFromConfig(epoch, nodes);
     await this.#scanVdis();
+    await this.recovery.init();
   }
 
   async #scanVdis(): Promise<void> {
@@ -221,7 +239,19 @@ export class Sheep implements SheepContext {
       },
       onLost: (reason) => this.#onLost(reason),
     });
-    await this.deps.driver.join(this.self, encodeClusterInfo(this.cinfo));
+    try {
+      await this.deps.driver.join(this.self, encodeClusterInfo(this.cinfo));
+    } catch (e) {
+      // A refusal (another cluster's store, a conflicting epoch history, …): say why, then the
+      // daemon exits non-zero without having touched the cluster.
+      const reason = e instanceof Error ? e.message : String(e);
+      this.log.error("the cluster refused this node", { reason, epoch: this.cinfo.epoch });
+      throw new SdError(
+        e instanceof SdError ? e.result : Res.JOIN_FAILED,
+        `the cluster refused this node: ${reason}`,
+        { cause: e },
+      );
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -247,6 +277,8 @@ export class Sheep implements SheepContext {
     const isSelf = sameNode(joined, this.self);
     if (isSelf && members.length === 1) ci = decideFirst(this.cinfo, this.self).cinfo;
     const prevEpoch = this.cinfo.epoch;
+    // A joiner learns every VDI (and so every object's copies) before recovery places objects.
+    if (isSelf && members.length > 1) await this.#pullVdiState();
     await this.#adopt(ci, { disableRecovery: this.cinfo.disableRecovery && !isSelf });
     this.log.info("node joined", {
       node: nodeAddrString(joined),
@@ -254,7 +286,15 @@ export class Sheep implements SheepContext {
       status: ci.status,
       members: members.length,
     });
-    if (isSelf && members.length > 1) await this.#pullVdiState();
+    if (isSelf && members.length > 1) {
+      await this.#pullEpochs();
+    } else if (!isSelf) {
+      // As v1.0's get_vdis(): the joiner pulls from every member, and every member pulls from
+      // the joiner, which may know VDIs nobody here knows (its inodes, when the cluster restarts
+      // one node at a time). The joiner listens only once its own accept is through, so this
+      // runs beside the event stream and retries for a while.
+      this.#pullVdiStateFrom(joined);
+    }
     if (ci.epoch > prevEpoch && this.#isMaster()) this.#announceEpochTime(ci.epoch);
   }
 
@@ -310,23 +350,91 @@ export class Sheep implements SheepContext {
       };
       await this.deps.meta.writeConfig(encodeConfig(this.config));
     }
+    const prev = this.cinfo;
     this.cinfo = next;
     this.ring = buildRing(next.status === ClusterStatus.OK ? next.nodes : []);
     for (const w of [...this.#epochWaiters]) if (next.epoch >= w.epoch) w.wake();
+    // Moves to stale, durable, before this event ends; the rest of the recovery runs beside.
+    await this.recovery.onAdopt(prev, next);
+  }
+
+  /**
+   * Fetches the epoch files this node misses (it joined after them, or was away) from the members
+   * with GET_EPOCH, so that every node holds the whole history (protocol sheet §10.1) and `dog
+   * cluster info` prints the same table everywhere.
+   */
+  async #pullEpochs(): Promise<void> {
+    if (this.cinfo.ctime === 0n) return;
+    const have = new Set(await this.deps.meta.listEpochs());
+    const peers = this.members.filter((m) => !sameNode(m, this.self));
+    for (let epoch = this.cinfo.epoch; epoch >= 1; epoch--) {
+      if (have.has(epoch)) continue;
+      for (const m of peers) {
+        try {
+          const req = SdReq.of(Op.GET_EPOCH, SD_SHEEP_PROTO_VER, {
+            dataLength: EPOCH_FILE_MAX,
+          });
+          req.obj.tgtEpoch = epoch;
+          const host = nodeAddrString(m).split(":")[0];
+          const { rsp, data } = await this.peers.request(host, m.nid.port, req);
+          if (rsp.result !== Res.SUCCESS) continue;
+          decodeEpochFile(data); // well-formed, or try the next member
+          await this.deps.meta.writeEpoch(epoch, data);
+          break;
+        } catch (e) {
+          this.log.warn("cannot fetch an epoch", {
+            node: nodeAddrString(m),
+            epoch,
+            error: String(e),
+          });
+        }
+      }
+    }
   }
 
   async #pullVdiState(): Promise<void> {
     for (const m of this.members) {
       if (sameNode(m, this.self)) continue;
       try {
-        const req = SdReq.of(Op.GET_VDI_COPIES, SD_SHEEP_PROTO_VER, { dataLength: 64 << 20 });
-        const host = nodeAddrString(m).split(":")[0];
-        const { rsp, data } = await this.peers.request(host, m.nid.port, req);
-        if (rsp.result === Res.SUCCESS) this.vdis.merge(data);
+        await this.#getVdiCopies(m);
       } catch (e) {
         this.log.warn("cannot pull VDI state", { node: nodeAddrString(m), error: String(e) });
       }
     }
+  }
+
+  async #getVdiCopies(m: SdNode): Promise<void> {
+    const req = SdReq.of(Op.GET_VDI_COPIES, SD_SHEEP_PROTO_VER, { dataLength: 64 << 20 });
+    const host = nodeAddrString(m).split(":")[0];
+    const { rsp, data } = await this.peers.request(host, m.nid.port, req);
+    if (rsp.result !== Res.SUCCESS) throw new SdError(rsp.result, "GET_VDI_COPIES");
+    this.vdis.merge(data);
+  }
+
+  /** Pulls the VDI state of a node that just joined, retrying until it listens (bounded). */
+  #pullVdiStateFrom(node: SdNode): void {
+    const deadline = this.deps.now() + VDI_PULL_DEADLINE_MS;
+    const attempt = async (): Promise<void> => {
+      for (;;) {
+        if (this.#closed || this.killed || !this.members.some((m) => sameNode(m, node))) return;
+        try {
+          await this.#getVdiCopies(node);
+          return;
+        } catch (e) {
+          if (this.deps.now() >= deadline) {
+            this.log.warn("cannot pull VDI state", {
+              node: nodeAddrString(node),
+              error: String(e),
+            });
+            return;
+          }
+        }
+        await new Promise((r) => setTimeout(r, VDI_PULL_RETRY_MS));
+      }
+    };
+    attempt().catch((e) =>
+      this.log.warn("cannot pull VDI state", { node: nodeAddrString(node), error: String(e) })
+    );
   }
 
   #onLost(reason: string): void {
@@ -500,9 +608,11 @@ export class Sheep implements SheepContext {
         rsp.vdi.blockSizeShift = o.blockSizeShift;
         return encodeNewVdiOutcome(o);
       }
-      case Op.DEL_VDI:
-        rsp.vdi.vdiId = await delVdiWork(this, this.gateway, req, data);
-        return undefined;
+      case Op.DEL_VDI: {
+        const o = await delVdiWork(this, this.gateway, req, data);
+        rsp.vdi.vdiId = o.vid;
+        return encodeDelVdiOutcome(o);
+      }
       case Op.GET_VDI_INFO:
       case Op.LOCK_VDI: {
         const { name, tag } = parseNameTag(data);
@@ -593,6 +703,8 @@ export class Sheep implements SheepContext {
 
   /** Releases driver, peers and store. */
   async close(): Promise<void> {
+    this.#closed = true;
+    this.recovery.close();
     this.peers.close();
     try {
       await this.deps.driver.leave();

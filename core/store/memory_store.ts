@@ -17,7 +17,7 @@
  * - default (sync) mode: data writes, creates, removes and restores are durable when they resolve;
  *   moveToStale() and purgeStale() are not (the plain store does not fsync for them) and become
  *   durable at the next create, remove, restoreFromStale or removeAll (which fsync the object
- *   directory), at sync() or at close().
+ *   directory), at syncMoves(), sync() or close().
  * - nosync mode (sheep -n): nothing is durable until sync() or close().
  * crash() undoes what is not durable, newest first, and closes the store; MemoryStore.open() on
  * the same MemoryDisk is the restart. This is a simple model, not a file system: a crash drops
@@ -309,13 +309,18 @@ export class MemoryStore implements ObjectStore {
     return this.#run("create", oid, () => {
       assert(Number.isSafeInteger(objectSize) && objectSize > 0, `bad object size ${objectSize}`);
       checkObjectRange(oid, offset, data.length, objectSize);
-      if (this.disk.live.has(oid)) {
+      const old = this.disk.live.get(oid);
+      if (old && !options.replace) {
         throw new SdError(Res.OID_EXIST, `object ${objectFileName(oid)} exists`);
       }
       const obj = new ObjectData(objectSize, options.sparse);
       obj.write(offset, data);
       const need = obj.allocated;
-      if (this.#allocated() + need > this.disk.capacity) {
+      // A replaced object's bytes are freed unless a stale copy still links them.
+      const freed = old && ![...this.disk.stale.values()].some((x) => x.data === old)
+        ? old.allocated
+        : 0;
+      if (this.#allocated() - freed + need > this.disk.capacity) {
         throw new SdError(Res.NO_SPACE, `no space for ${objectFileName(oid)} (${need} bytes)`);
       }
       this.#setLive(oid, obj);
@@ -361,6 +366,10 @@ export class MemoryStore implements ObjectStore {
       this.#setStale(staleFileName(oid, epoch), oid, epoch, obj, true);
       this.#setLive(oid, undefined, true);
     });
+  }
+
+  syncMoves(): Promise<void> {
+    return this.#run(null, undefined, () => this.#dirSynced());
   }
 
   readStale(oid: bigint, epoch: number, offset: number, length: number): Promise<Uint8Array> {

@@ -165,6 +165,22 @@ Deno.test("memory store: sync() makes stale moves durable", async () => {
   assert.deepEqual(await store.listStale(), [{ oid: OID, epoch: 4 }]);
 });
 
+Deno.test("memory store: syncMoves() makes stale moves and purges durable; a replace is durable", async () => {
+  const disk = new MemoryDisk();
+  let store = MemoryStore.open(disk);
+  await store.create(OID, 0, patternBytes(10, 1), 4096, { sparse: false });
+  await store.create(OID2, 0, patternBytes(10, 1), 4096, { sparse: false });
+  await store.moveToStale(OID, 4);
+  await store.syncMoves();
+  assert.equal(store.unsyncedCount, 0);
+  await store.create(OID2, 0, patternBytes(10, 3), 4096, { sparse: false, replace: true });
+  store.crash();
+  store = MemoryStore.open(disk);
+  assert.deepEqual(await store.list(), [OID2]);
+  assert.deepEqual(await store.listStale(), [{ oid: OID, epoch: 4 }]);
+  assert.deepEqual(await store.read(OID2, 0, 10), patternBytes(10, 3));
+});
+
 Deno.test("memory store: a crash in nosync mode drops everything since the last sync, newest first", async () => {
   const disk = new MemoryDisk();
   let store = MemoryStore.open(disk, { nosync: true });

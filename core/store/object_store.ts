@@ -22,6 +22,12 @@ export interface CreateOptions {
    * disk full.
    */
   readonly sparse: boolean;
+  /**
+   * Replace an existing object instead of failing with OID_EXIST (a peer CREATE: its content is
+   * newer than whatever copy this node has). Still atomic: a concurrent reader sees the old
+   * object or the complete new one, never a mix.
+   */
+  readonly replace?: boolean;
 }
 
 /** An object moved away at an epoch change (`obj/.stale/<oid>.<epoch>`). */
@@ -55,6 +61,7 @@ export interface ObjectStore {
    * Creates an object of `objectSize` bytes, zeros except `data` at `offset`, atomically: a
    * concurrent reader sees NO_OBJ or the complete object. OID_EXIST when the object exists
    * (also for the loser of two concurrent creates); the existing object is left untouched.
+   * With `options.replace` an existing object is replaced as a whole, atomically.
    */
   create(
     oid: bigint,
@@ -74,8 +81,18 @@ export interface ObjectStore {
   /** Size and free space of the underlying file system. */
   stat(): Promise<StoreSpace>;
 
-  /** Moves the object to the stale area under `epoch`; it no longer exists. NO_OBJ if missing. */
+  /**
+   * Moves the object to the stale area under `epoch`; it no longer exists. NO_OBJ if missing.
+   * Not durable by itself: call syncMoves() after a batch of moves.
+   */
   moveToStale(oid: bigint, epoch: number): Promise<void>;
+  /**
+   * Makes every moveToStale() and purgeStale() done so far durable (fsync of `obj/` and
+   * `obj/.stale/`). Recovery calls it after the moves of an epoch change, before any other I/O
+   * at the new epoch: a crash must not bring back a live copy that is no longer current.
+   * Nothing to do for a store opened nosync.
+   */
+  syncMoves(): Promise<void>;
   /** Reads from a stale copy. NO_OBJ when there is no such copy. */
   readStale(oid: bigint, epoch: number, offset: number, length: number): Promise<Uint8Array>;
   /** Size of a stale copy. NO_OBJ when there is none. */

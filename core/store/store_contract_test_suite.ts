@@ -318,6 +318,39 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
     assert.deepEqual(await store.read(DATA_OID, 0, 4096), data);
   });
 
+  test("a create with replace replaces a live object whole, through cached handles too", async ({ store }) => {
+    const old = patternBytes(OBJ_SIZE, 30);
+    await store.create(DATA_OID, 0, old, OBJ_SIZE, { sparse: false });
+    assert.deepEqual(await store.read(DATA_OID, 0, 16), old.subarray(0, 16)); // handle cached
+    const part = patternBytes(5000, 31);
+    await store.create(DATA_OID, 7000, part, OBJ_SIZE, { sparse: false, replace: true });
+    assert.deepEqual(await store.read(DATA_OID, 0, OBJ_SIZE), imageOf(OBJ_SIZE, 7000, part));
+    await store.write(DATA_OID, 0, part.subarray(0, 10));
+    const want = imageOf(OBJ_SIZE, 7000, part);
+    want.set(part.subarray(0, 10), 0);
+    assert.deepEqual(await store.read(DATA_OID, 0, OBJ_SIZE), want);
+    // Without an existing object it is a plain create; a stale copy linked to the old object
+    // keeps the old bytes.
+    await store.moveToStale(DATA_OID, 3);
+    await store.restoreFromStale(DATA_OID, 3);
+    await store.create(DATA_OID, 0, part, OBJ_SIZE, { sparse: false, replace: true });
+    assert.deepEqual(await store.readStale(DATA_OID, 3, 0, OBJ_SIZE), want);
+    assert.deepEqual(await store.read(DATA_OID, 0, OBJ_SIZE), imageOf(OBJ_SIZE, 0, part));
+    await store.create(INODE_OID, 0, part, 8192, { sparse: true, replace: true });
+    assert.deepEqual(await store.read(INODE_OID, 0, 8192), imageOf(8192, 0, part));
+  });
+
+  test("moves made durable with syncMoves survive a restart", async (fx) => {
+    await fx.store.create(DATA_OID, 0, patternBytes(10, 32), OBJ_SIZE, { sparse: false });
+    await fx.store.create(INODE_OID, 0, patternBytes(10, 33), 4096, { sparse: false });
+    await fx.store.moveToStale(DATA_OID, 5);
+    await fx.store.syncMoves();
+    const store = await fx.reopen();
+    assert.deepEqual(await store.list(), [INODE_OID]);
+    assert.deepEqual(await store.listStale(), [{ oid: DATA_OID, epoch: 5 }]);
+    await store.syncMoves(); // nothing pending: a no-op
+  });
+
   test("purgeStale removes every stale copy and nothing else", async ({ store }) => {
     await store.create(DATA_OID, 0, patternBytes(10, 19), OBJ_SIZE, { sparse: false });
     await store.create(INODE_OID, 0, patternBytes(10, 19), 4096, { sparse: false });

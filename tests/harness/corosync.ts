@@ -32,6 +32,11 @@ export interface CorosyncOptions {
   nodes?: number;
   /** totem token timeout in ms (default 1000: partitions are seen within a few seconds). */
   tokenMs?: number;
+  /**
+   * Run the (single) node in the caller's own network namespace instead of a new one: for a
+   * test process that already runs in a private namespace (see netns.ts).
+   */
+  here?: boolean;
 }
 
 /** One corosync node: its namespace, address and process. */
@@ -136,11 +141,16 @@ export class Corosync {
         await ip(["-n", bridgeNs, "link", "set", "br0", "up"]);
       }
       const addrs = Array.from({ length: n }, (_, i) => n === 1 ? "127.0.0.1" : `10.99.0.${i + 1}`);
+      if (opts.here && n !== 1) {
+        throw new Error("only a single node runs in the caller's namespace");
+      }
       for (let i = 0; i < n; i++) {
-        const ns = `sdcs${id}n${i + 1}`;
-        await ip(["netns", "add", ns]);
-        namespaces.push(ns);
-        await ip(["-n", ns, "link", "set", "lo", "up"]);
+        const ns = opts.here ? "" : `sdcs${id}n${i + 1}`;
+        if (!opts.here) {
+          await ip(["netns", "add", ns]);
+          namespaces.push(ns);
+          await ip(["-n", ns, "link", "set", "lo", "up"]);
+        }
         if (bridgeNs !== null) {
           await ip([
             "-n",
@@ -181,12 +191,13 @@ export class Corosync {
 
   /** `argv` run inside node i's namespace. */
   wrap(argv: string[], i = 0): string[] {
-    return ["ip", "netns", "exec", this.nodes[i].ns, ...argv];
+    return [...this.prefix(i), ...argv];
   }
 
-  /** The command prefix that runs a command inside node i's namespace. */
+  /** The command prefix that runs a command inside node i's namespace (none for `here`). */
   prefix(i = 0): string[] {
-    return ["ip", "netns", "exec", this.nodes[i].ns];
+    const ns = this.nodes[i].ns;
+    return ns === "" ? [] : ["ip", "netns", "exec", ns];
   }
 
   /** Starts node i's corosync (again). Does not wait: see waitMembers(). */

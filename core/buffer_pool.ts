@@ -1,0 +1,87 @@
+/**
+ * Reuse of the large buffers that carry whole objects through the daemon. A fresh 4 MiB
+ * Uint8Array costs more than its copy: its pages are faulted in (and zero-filled) on first touch,
+ * and V8 counts it as external memory, whose growth triggers garbage collections. The object
+ * store reads whole objects into pooled buffers; the server hands a pooled reply buffer back once
+ * the reply is written.
+ *
+ * Ownership rule: a pooled buffer has one owner at a time. Whoever got it from `take()` (directly,
+ * or as the result of a store read) owns it; passing it as reply data hands it to the server,
+ * which gives it back after the write. Code that keeps such a buffer beyond its reply (a cache)
+ * must copy it.
+ *
+ * @module
+ */
+
+/** Size of a pooled buffer: a data object of the default block size. */
+export const POOLED_BUFFER_SIZE = 4 << 20;
+/** Smaller requests get a fresh buffer (cheap enough, and no 4 MiB held for a small read). */
+export const POOLED_MIN_LENGTH = 256 * 1024;
+/** Buffers kept for reuse; beyond this, given-back buffers are left to the garbage collector. */
+const MAX_FREE = 16;
+/** Free buffers unused for this long are dropped, so an idle daemon gives the memory back. */
+const IDLE_DROP_MS = 10_000;
+
+/** A pool of equally sized large buffers. */
+export class BufferPool {
+  readonly #size: number;
+  readonly #maxFree: number;
+  readonly #ours = new WeakSet<ArrayBufferLike>();
+  #free: ArrayBuffer[] = [];
+  #lastUse = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(size = POOLED_BUFFER_SIZE, maxFree = MAX_FREE) {
+    this.#size = size;
+    this.#maxFree = maxFree;
+  }
+
+  /** Number of free buffers held. */
+  get free(): number {
+    return this.#free.length;
+  }
+
+  /**
+   * A buffer of `length` bytes: the head of a pooled one when the length suits the pool, else a
+   * fresh one. A pooled buffer is not zeroed: the caller fills all of it.
+   */
+  take(length: number): Uint8Array {
+    if (length < POOLED_MIN_LENGTH || length > this.#size) return new Uint8Array(length);
+    this.#lastUse = Date.now();
+    let ab = this.#free.pop();
+    if (ab === undefined) {
+      ab = new ArrayBuffer(this.#size);
+      this.#ours.add(ab);
+    }
+    return new Uint8Array(ab, 0, length);
+  }
+
+  /** True when `buf` lies in a buffer of this pool. */
+  owns(buf: Uint8Array): boolean {
+    return this.#ours.has(buf.buffer);
+  }
+
+  /** Hands back a buffer from `take()` (any view of it); other buffers are ignored. */
+  give(buf: Uint8Array): void {
+    const ab = buf.buffer;
+    if (!this.#ours.has(ab) || this.#free.length >= this.#maxFree) return;
+    if (this.#free.includes(ab as ArrayBuffer)) return; // given back twice: keep it once
+    this.#free.push(ab as ArrayBuffer);
+    this.#lastUse = Date.now();
+    this.#armTrim();
+  }
+
+  #armTrim(): void {
+    if (this.#timer !== undefined) return;
+    const timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (Date.now() - this.#lastUse >= IDLE_DROP_MS) this.#free = [];
+      if (this.#free.length > 0) this.#armTrim();
+    }, IDLE_DROP_MS);
+    this.#timer = timer;
+    Deno.unrefTimer(timer);
+  }
+}
+
+/** The daemon's pool of object-sized buffers. */
+export const objectBuffers: BufferPool = new BufferPool();

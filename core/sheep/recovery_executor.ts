@@ -1,0 +1,904 @@
+/**
+ * The recovery executor of one sheep (protocol sheet §10.6-10.7): it runs the pure planner
+ * (core/recovery/plan.ts) and progress state machine (core/recovery/progress.ts) against the
+ * real store, the peers and the cluster driver.
+ *
+ * On every epoch this node adopts with the cluster running (a join, a leave, FORCE_RECOVER, the
+ * return to OK after a whole-cluster restart, the first epoch after a restart of this node):
+ *
+ * 1. Moves (`#moves`, awaited by the daemon's adopt, so before any other cluster event): the
+ *    local objects this node must not keep live go to `.stale/<oid>.<tag>`, then syncMoves().
+ *    Until then every peer op of the new epoch waits at the gate (`io()`); old-epoch ops that
+ *    fail meanwhile answer OLD_NODE_VER and are retried by their gateway.
+ * 2. Lists: GET_OBJ_LIST (flag CMD_RECOVERY, stale oids included) from every member of the
+ *    epoch; the member answers once it is at this epoch with its moves done and its older-epoch
+ *    writes drained.
+ * 3. The plan (planRecovery over the rings of the epochs since the last fully gathered one) and
+ *    the fetch loop: NodeRecovery says what to start (throttle, priorities, in-flight bound); a
+ *    fetch tries its sources in order: a local stale copy (link back), else GET_HASH at the
+ *    source's tgt_epoch against our stale copies (link back when equal), else READ_PEER with
+ *    CMD_RECOVERY and tgt_epoch, and a local create. Only NO_OBJ moves on to the next source;
+ *    anything else retries the object later from the first one.
+ * 4. COMPLETE_RECOVERY goes out through the cluster driver; when every member of the epoch has
+ *    reported it, every node purges its stale copies (gatherOnComplete).
+ *
+ * A new epoch replaces the running plan: fetches of the old one still end, and the new plan sees
+ * what they left in the store.
+ *
+ * Client I/O during recovery: every peer op on the local store (remote, or the local replica of
+ * this node's own gateway) goes through io(): a read, write, remove or decref of an object this
+ * node still has to recover waits for it and bumps it to the front; CREATE never waits (its
+ * content is newer than any copy recovery could find) and replaces what is there. A wait ends
+ * with the object's recovery, or with OLD_NODE_VER when the epoch changes meanwhile.
+ *
+ * `dog cluster recover disable` pauses the fetch loop except for objects requests wait for;
+ * `enable` resumes it. Stale copies are kept until the recovery of the current epoch is complete
+ * everywhere, so nothing is lost while it is paused.
+ *
+ * @module
+ */
+
+import { ClusterStatus, Flag, Op, Res, SD_SHEEP_PROTO_VER } from "../proto/constants.ts";
+import { SdReq, SdRsp } from "../proto/header.ts";
+import { SdError } from "../proto/sd_error.ts";
+import type { ClusterInfo } from "../proto/cluster_info.ts";
+import { decodeEpochFile } from "../proto/epoch_log.ts";
+import { addrToString, encodeNode, type SdNode } from "../proto/node.ts";
+import type { RecoveryState } from "../proto/stat.ts";
+import { isLedgerObj, isVdiObj, objectSize, oidToString } from "../hash/oid.ts";
+import { MAX_REQUEST_DATA } from "../limits.ts";
+import {
+  type EpochRing,
+  epochRing,
+  type Fetch,
+  nodeKey,
+  type NodeObjects,
+  peerCopyFor,
+  planMoves,
+  planRecovery,
+} from "../recovery/plan.ts";
+import {
+  gatherInit,
+  gatherOnComplete,
+  gatherOnMembership,
+  type GatherState,
+  NO_THROTTLE,
+  NodeRecovery,
+  type Outcome,
+  type Throttle,
+} from "../recovery/progress.ts";
+import { encodeOpMessage } from "./cluster_msg.ts";
+import type { Sheep } from "./sheep.ts";
+
+/** Objects fetched at the same time. */
+export const RECOVERY_MAX_IN_FLIGHT = 4;
+/** Delay before an object whose fetch failed transiently is tried again (ms). */
+const RETRY_DELAY_MS = 500;
+/** Delay before the object lists are gathered again after a failure (ms). */
+const GATHER_RETRY_MS = 300;
+/** How long a list or hash request waits for this node to reach the requester's epoch (ms). */
+const EPOCH_WAIT_MS = 10_000;
+/** A waiting request looks at the object again at least this often (ms). */
+const WAIT_RECHECK_MS = 1000;
+/** How long recovery data waits for older-epoch requests to land before it is served (ms). */
+const DRAIN_WAIT_MS = 10_000;
+/** Largest epoch file: SD_MAX_NODES (6144) nodes of 80 bytes and the time. */
+const EPOCH_FILE_MAX = 6144 * 80 + 8;
+
+/** What a peer op does to the object (for the wait rules). */
+export type IoKind = "read" | "write" | "create" | "remove";
+
+/** Counters of the current or last recovery, for logs and tests. */
+export interface RecoveryCounters {
+  epoch: number;
+  /** Objects created from a peer's copy, and their bytes. */
+  fetched: number;
+  fetchedBytes: number;
+  /** Objects linked back from a local stale copy (directly or after an equal GET_HASH). */
+  restored: number;
+  /** Objects every source answered NO_OBJ for. */
+  absent: number;
+  /** Transient failures (retried). */
+  retries: number;
+  /** Objects moved to stale at the epoch change. */
+  moved: number;
+  startedAt: number;
+  finishedAt: number;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve(): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => resolve = r);
+  return { promise, resolve };
+}
+
+/** The recovery of one sheep. */
+export class RecoveryExecutor {
+  readonly #s: Sheep;
+  #nr: NodeRecovery;
+  #throttle: Throttle;
+  #gather: GatherState | null = null;
+  /** The epoch the local store is current for (see PlanInput.storeEpoch). */
+  #storeEpoch = 0;
+  /** The epoch whose moves #gate waits for, and the gate (resolved once they are durable). */
+  #gateEpoch = 0;
+  #gate: Deferred = resolvedDeferred();
+  /** The fetches of the plan of the current epoch. */
+  #fetches = new Map<bigint, Fetch>();
+  /** Requests waiting for an object, woken when it is recovered or the epoch changes. */
+  readonly #waiters = new Map<bigint, Set<() => void>>();
+  /** Peer ops in flight on the local store, by the epoch they were admitted at. */
+  readonly #inflight = new Map<number, number>();
+  #drainWaiters: (() => void)[] = [];
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #pumping = false;
+  #closed = false;
+  readonly #rings = new Map<number, EpochRing>();
+  #counters: RecoveryCounters = emptyCounters(0);
+
+  constructor(sheep: Sheep, throttle: Throttle | null) {
+    this.#s = sheep;
+    this.#throttle = throttle ?? NO_THROTTLE;
+    this.#nr = this.#newProgress();
+  }
+
+  #newProgress(): NodeRecovery {
+    return new NodeRecovery({
+      maxInFlight: RECOVERY_MAX_IN_FLIGHT,
+      retryDelayMs: RETRY_DELAY_MS,
+      throttle: this.#throttle,
+    });
+  }
+
+  /**
+   * Learns the epoch the local store is current for: the latest local epoch file that lists this
+   * node. Call once at start, before joining.
+   */
+  async init(): Promise<void> {
+    this.#storeEpoch = await this.#latestOwnEpoch();
+  }
+
+  async #latestOwnEpoch(): Promise<number> {
+    const meta = this.#s.deps.meta;
+    const self = nodeKey(this.#s.self);
+    const epochs = await meta.listEpochs();
+    for (let i = epochs.length - 1; i >= 0; i--) {
+      const bytes = await meta.readEpoch(epochs[i]);
+      if (!bytes) continue;
+      try {
+        if (decodeEpochFile(bytes).nodes.some((n) => nodeKey(n) === self)) return epochs[i];
+      } catch {
+        // a damaged epoch file says nothing
+      }
+    }
+    return 0;
+  }
+
+  /** The epoch the local store is current for. */
+  get storeEpoch(): number {
+    return this.#storeEpoch;
+  }
+
+  /** The counters of the current or last recovery. */
+  get counters(): Readonly<RecoveryCounters> {
+    return this.#counters;
+  }
+
+  get throttle(): Throttle {
+    return this.#throttle;
+  }
+
+  /** dog node recovery set-throttle. */
+  setThrottle(t: Throttle): void {
+    this.#nr.setThrottle(t);
+    this.#throttle = this.#nr.throttle;
+    this.#s.log.info("recovery throttle set", { max: t.max, intervalMs: t.intervalMs });
+    this.pump();
+  }
+
+  /** STAT_RECOVERY. */
+  state(): RecoveryState {
+    return this.#nr.state();
+  }
+
+  /** Stops timers; fetches in flight end on their own. */
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#wakeAll();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Epoch changes
+
+  /**
+   * The daemon made `next` current (its ring and cinfo are set). When the cluster runs at an
+   * epoch this node has not recovered yet, closes the gate, does the moves durably and starts
+   * the recovery of that epoch in the background. Resolves once the moves are done.
+   */
+  async onAdopt(prev: ClusterInfo, next: ClusterInfo): Promise<void> {
+    if (this.#closed) return;
+    if (next.ctime !== prev.ctime) {
+      // A format: a new cluster, whatever this node recovered before is gone.
+      this.#nr = this.#newProgress();
+      this.#gather = null;
+      this.#storeEpoch = 0;
+      this.#rings.clear();
+    }
+    if (next.status !== ClusterStatus.OK || next.ctime === 0n) return;
+    const members = next.nodes.map(nodeKey);
+    this.#gather = this.#gather === null || prev.status !== ClusterStatus.OK
+      ? gatherInit(next.epoch, members, 0)
+      : gatherOnMembership(this.#gather, next.epoch, members);
+    if (next.epoch <= this.#nr.epoch) return;
+    const epoch = next.epoch;
+    const self = nodeKey(this.#s.self);
+    if (!members.includes(self)) return;
+
+    // Nothing of this epoch is served before the moves are durable.
+    this.#gate = deferred();
+    this.#gateEpoch = epoch;
+    this.#nr.begin(epoch);
+    this.#fetches = new Map();
+    this.#counters = emptyCounters(epoch);
+    this.#counters.startedAt = this.#s.deps.now();
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    // Requests waiting at the old epoch look again (they answer OLD_NODE_VER).
+    this.#wakeAll();
+    try {
+      await this.#moves(next);
+    } catch (e) {
+      // The store is failing: do not serve at this epoch from a store in an unknown state.
+      this.#s.log.error("recovery: moving objects to stale failed", { epoch, error: String(e) });
+      throw e;
+    } finally {
+      this.#gate.resolve();
+    }
+    this.#prepare(epoch).catch((e) =>
+      this.#s.log.error("recovery: preparing the plan failed", { epoch, error: String(e) })
+    );
+  }
+
+  async #moves(ci: ClusterInfo): Promise<void> {
+    const store = this.#s.store;
+    const cur = this.#ring(ci.epoch, ci.nodes);
+    const { moves, trustedLocal } = planMoves({
+      self: this.#s.self,
+      currentEpoch: ci.epoch,
+      epochs: [cur],
+      storeEpoch: Math.min(this.#storeEpoch, ci.epoch),
+      copiesOf: (oid) => this.#copiesOf(oid),
+      local: await store.list(),
+      localStale: await store.listStale(),
+    });
+    let moved = 0;
+    for (const mv of moves) {
+      try {
+        await store.moveToStale(mv.oid, mv.epoch);
+        moved++;
+      } catch (e) {
+        // Removed meanwhile by an old-epoch request: nothing to keep.
+        if (!(e instanceof SdError && e.result === Res.NO_OBJ)) throw e;
+      }
+    }
+    await store.syncMoves();
+    this.#storeEpoch = ci.epoch;
+    this.#counters.moved = moved;
+    if (moved > 0 || !trustedLocal) {
+      this.#s.log.info("recovery: objects moved to stale", {
+        epoch: ci.epoch,
+        moved,
+        tag: moves[0]?.epoch,
+        trusted: trustedLocal,
+      });
+    }
+  }
+
+  /** Gathers the object lists and plans, again after failures, until the epoch changes. */
+  async #prepare(epoch: number): Promise<void> {
+    for (;;) {
+      if (this.#stale(epoch)) return;
+      try {
+        const epochs = await this.#windowRings(epoch);
+        if (this.#stale(epoch)) return;
+        const gathered = await this.#gatherLists(epoch);
+        if (this.#stale(epoch)) return;
+        const store = this.#s.store;
+        const plan = planRecovery({
+          self: this.#s.self,
+          currentEpoch: epoch,
+          epochs,
+          storeEpoch: epoch,
+          copiesOf: (oid) => this.#copiesOf(oid),
+          gathered,
+          local: await store.list(),
+          localStale: await store.listStale(),
+        });
+        if (this.#stale(epoch)) return;
+        if (plan.missingLists.length > 0) {
+          throw new Error(`missing object lists of ${plan.missingLists.map(nodeKey).join(", ")}`);
+        }
+        this.#fetches = new Map(plan.fetches.map((f) => [f.oid, f]));
+        const { accepted, released } = this.#nr.setPlan(epoch, plan.fetches.map((f) => f.oid));
+        if (!accepted) return;
+        for (const oid of released) this.#wake(oid);
+        this.#s.log.info("recovery: plan ready", {
+          epoch,
+          objects: plan.fetches.length,
+          window: epochs.map((e) => e.epoch).sort((a, b) => a - b).join(","),
+        });
+        this.pump();
+        return;
+      } catch (e) {
+        if (this.#stale(epoch)) return;
+        this.#s.log.warn("recovery: cannot prepare the plan yet; trying again", {
+          epoch,
+          error: String(e),
+        });
+        await new Promise((r) => setTimeout(r, GATHER_RETRY_MS));
+      }
+    }
+  }
+
+  /**
+   * An object was created here at `epoch` (a client CREATE admitted then, or a fetch of that
+   * epoch's plan) but the node moved on to a newer epoch meanwhile, maybe after the moves of that
+   * epoch ran: if this node does not hold the object in the current ring, it goes to stale as
+   * the copy of `epoch`, as the moves would have done. A live copy of an object a node does not
+   * hold would be trusted, out of date, if the node held it again later.
+   */
+  async #late(oid: bigint, epoch: number): Promise<void> {
+    const s = this.#s;
+    if (s.cinfo.status !== ClusterStatus.OK || s.cinfo.epoch === epoch) return;
+    if (this.#gateEpoch === s.cinfo.epoch) await this.#gate.promise;
+    const ring = this.#ring(s.cinfo.epoch, s.cinfo.nodes).ring;
+    if (ring.isEmpty) return;
+    const self = nodeKey(s.self);
+    if (ring.place(oid, this.#copiesOf(oid)).some((n) => nodeKey(n) === self)) return;
+    try {
+      await s.store.moveToStale(oid, epoch);
+      await s.store.syncMoves();
+      s.log.info("recovery: moved a late object to stale", { oid: oidToString(oid), epoch });
+    } catch (e) {
+      if (!(e instanceof SdError && e.result === Res.NO_OBJ)) throw e;
+    }
+  }
+
+  /** Whether the recovery of `epoch` was replaced (or the daemon is stopping). */
+  #stale(epoch: number): boolean {
+    return this.#closed || this.#nr.epoch !== epoch || this.#s.cinfo.epoch !== epoch;
+  }
+
+  #ring(epoch: number, nodes: readonly SdNode[]): EpochRing {
+    let r = this.#rings.get(epoch);
+    if (!r) {
+      r = epochRing(epoch, nodes);
+      this.#rings.set(epoch, r);
+    }
+    return r;
+  }
+
+  /**
+   * The rings of the epochs from the last fully gathered one (or the first) to `epoch`. Epoch
+   * files this node misses are fetched from the members (GET_EPOCH); those nobody has are
+   * skipped (their holders only cost the plan sources).
+   */
+  async #windowRings(epoch: number): Promise<EpochRing[]> {
+    const from = Math.max(1, this.#gather?.lastGathered ?? 1);
+    const out: EpochRing[] = [this.#ring(epoch, this.#s.cinfo.nodes)];
+    for (let e = from; e < epoch; e++) {
+      const cached = this.#rings.get(e);
+      if (cached) {
+        out.push(cached);
+        continue;
+      }
+      let bytes = await this.#s.deps.meta.readEpoch(e);
+      if (!bytes) bytes = await this.#fetchEpoch(e);
+      if (!bytes) continue;
+      try {
+        out.push(this.#ring(e, decodeEpochFile(bytes).nodes));
+      } catch (err) {
+        this.#s.log.warn("recovery: skipping a damaged epoch file", { epoch: e, error: String(err) });
+      }
+    }
+    return out;
+  }
+
+  async #fetchEpoch(epoch: number): Promise<Uint8Array | null> {
+    for (const m of this.#others()) {
+      try {
+        const req = SdReq.of(Op.GET_EPOCH, SD_SHEEP_PROTO_VER, { dataLength: EPOCH_FILE_MAX });
+        req.obj.tgtEpoch = epoch;
+        const { rsp, data } = await this.#request(m, req);
+        if (rsp.result !== Res.SUCCESS) continue;
+        decodeEpochFile(data);
+        await this.#s.deps.meta.writeEpoch(epoch, data);
+        return data;
+      } catch {
+        // the next member may have it
+      }
+    }
+    return null;
+  }
+
+  /** The other members of the current epoch. */
+  #others(): SdNode[] {
+    const self = nodeKey(this.#s.self);
+    return this.#s.cinfo.nodes.filter((n) => nodeKey(n) !== self);
+  }
+
+  /** GET_OBJ_LIST of every member of `epoch` (this node's from its own store). */
+  async #gatherLists(epoch: number): Promise<NodeObjects[]> {
+    const self = nodeKey(this.#s.self);
+    return await Promise.all(this.#s.cinfo.nodes.map(async (n): Promise<NodeObjects> => {
+      if (nodeKey(n) === self) return { node: n, oids: await this.localObjectList() };
+      const req = SdReq.of(Op.GET_OBJ_LIST, SD_SHEEP_PROTO_VER, {
+        epoch,
+        flags: Flag.CMD_RECOVERY,
+        dataLength: MAX_REQUEST_DATA,
+      });
+      const { rsp, data } = await this.#request(n, req);
+      if (rsp.result !== Res.SUCCESS) {
+        throw new SdError(rsp.result, `GET_OBJ_LIST of ${nodeKey(n)}`);
+      }
+      return { node: n, oids: decodeOids(data) };
+    }));
+  }
+
+  /** Every oid this node has, live or stale, ascending and without duplicates. */
+  async localObjectList(): Promise<bigint[]> {
+    const store = this.#s.store;
+    const set = new Set<bigint>(await store.list());
+    for (const s of await store.listStale()) set.add(s.oid);
+    return [...set].sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
+  }
+
+  #copiesOf(oid: bigint): number {
+    return this.#s.gateway.copiesFor(oid);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The fetch loop
+
+  /** Starts whatever may start now; call after anything that may let more start. */
+  pump(): void {
+    if (this.#pumping || this.#closed) return;
+    this.#pumping = true;
+    try {
+      for (;;) {
+        const now = this.#s.deps.now();
+        const r = this.#nr.next(now, { urgentOnly: this.#s.cinfo.disableRecovery });
+        if (r.kind === "start") {
+          this.#runFetch(r.epoch, r.oid);
+          continue;
+        }
+        if (r.kind === "notify") {
+          this.#nr.notified(r.epoch);
+          this.#complete(r.epoch);
+          continue;
+        }
+        if (r.kind === "wait") {
+          if (this.#timer !== null) clearTimeout(this.#timer);
+          this.#timer = setTimeout(() => {
+            this.#timer = null;
+            this.pump();
+          }, Math.max(1, r.until - now));
+        }
+        return;
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #runFetch(epoch: number, oid: bigint): void {
+    const f = this.#fetches.get(oid);
+    const run = async (): Promise<Outcome> => {
+      if (!f) return "absent";
+      try {
+        return await this.#fetch(epoch, f);
+      } catch (e) {
+        this.#counters.retries++;
+        this.#s.log.debug("recovery: object failed, will retry", {
+          oid: oidToString(oid),
+          error: String(e),
+        });
+        return "retry";
+      }
+    };
+    run().then((outcome) => {
+      if (outcome === "absent" && f) {
+        this.#counters.absent++;
+        this.#s.log.warn("recovery: no copy of an object found", {
+          oid: oidToString(oid),
+          epoch,
+          sources: f.sources.length,
+        });
+      }
+      const { release } = this.#nr.finish(epoch, oid, outcome, this.#s.deps.now());
+      if (release) this.#wake(oid);
+      this.pump();
+    });
+  }
+
+  async #fetch(epoch: number, f: Fetch): Promise<Outcome> {
+    const store = this.#s.store;
+    if (await store.exists(f.oid)) return "recovered";
+    for (const src of f.sources) {
+      if (this.#stale(epoch)) return "retry";
+      if (src.kind === "local") {
+        if (await this.#restore(f.oid, src.epoch)) return "recovered";
+        continue;
+      }
+      if (f.hashCandidates.length > 0) {
+        const digest = await this.#peerHash(src.node, f.oid, src.epoch, epoch);
+        if (digest === null) continue;
+        for (const e of f.hashCandidates) {
+          let mine: Uint8Array;
+          try {
+            mine = await store.sha1Stale(f.oid, e);
+          } catch (err) {
+            if (err instanceof SdError && err.result === Res.NO_OBJ) continue;
+            throw err;
+          }
+          if (equalBytes(mine, digest) && await this.#restore(f.oid, e)) return "recovered";
+        }
+      }
+      const copy = await this.#peerRead(src.node, f.oid, src.epoch, epoch);
+      if (copy === null) continue;
+      if (this.#stale(epoch)) return "retry";
+      try {
+        // Trailing zeros of inode and ledger objects are not sent: their size is fixed.
+        const size = isSparseKind(f.oid) ? objectSize(f.oid, 22) : copy.length;
+        if (copy.length > size) throw new SdError(Res.EIO, `oversized copy of ${oidToString(f.oid)}`);
+        await store.create(f.oid, 0, copy, size, { sparse: isSparseKind(f.oid) });
+        this.#counters.fetched++;
+        this.#counters.fetchedBytes += copy.length;
+      } catch (e) {
+        // A client CREATE made it meanwhile: that one is newer.
+        if (!(e instanceof SdError && e.result === Res.OID_EXIST)) throw e;
+      }
+      if (this.#stale(epoch)) await this.#late(f.oid, epoch);
+      return "recovered";
+    }
+    return "absent";
+  }
+
+  /** Links a local stale copy back; false when there is none. */
+  async #restore(oid: bigint, epoch: number): Promise<boolean> {
+    const planEpoch = this.#nr.epoch;
+    try {
+      await this.#s.store.restoreFromStale(oid, epoch);
+      this.#counters.restored++;
+      if (this.#stale(planEpoch)) await this.#late(oid, planEpoch);
+      return true;
+    } catch (e) {
+      if (e instanceof SdError && e.result === Res.OID_EXIST) return true;
+      if (e instanceof SdError && e.result === Res.NO_OBJ) return false;
+      throw e;
+    }
+  }
+
+  async #peerRead(
+    node: SdNode,
+    oid: bigint,
+    tgtEpoch: number,
+    epoch: number,
+  ): Promise<Uint8Array | null> {
+    const req = SdReq.of(Op.READ_PEER, SD_SHEEP_PROTO_VER, {
+      epoch,
+      flags: Flag.CMD_RECOVERY,
+      // The whole object, whatever its size (the reply is sized by what the peer has).
+      dataLength: MAX_REQUEST_DATA,
+    });
+    req.obj.oid = oid;
+    req.obj.tgtEpoch = tgtEpoch;
+    const { rsp, data } = await this.#request(node, req);
+    if (rsp.result === Res.NO_OBJ) return null;
+    if (rsp.result !== Res.SUCCESS) throw new SdError(rsp.result, `recovery read from ${nodeKey(node)}`);
+    return data;
+  }
+
+  async #peerHash(
+    node: SdNode,
+    oid: bigint,
+    tgtEpoch: number,
+    epoch: number,
+  ): Promise<Uint8Array | null> {
+    const req = SdReq.of(Op.GET_HASH, SD_SHEEP_PROTO_VER, { epoch, flags: Flag.CMD_RECOVERY });
+    req.obj.oid = oid;
+    req.obj.tgtEpoch = tgtEpoch;
+    const { rsp } = await this.#request(node, req);
+    if (rsp.result === Res.NO_OBJ) return null;
+    if (rsp.result !== Res.SUCCESS) throw new SdError(rsp.result, `GET_HASH from ${nodeKey(node)}`);
+    return rsp.hash.digest.slice();
+  }
+
+  async #request(node: SdNode, req: SdReq) {
+    try {
+      return await this.#s.peers.request(addrToString(node.nid.addr), node.nid.port, req);
+    } catch (e) {
+      if (e instanceof SdError) throw e;
+      throw new SdError(Res.NETWORK_ERROR, `${nodeKey(node)}: ${String(e)}`, { cause: e });
+    }
+  }
+
+  /** This node finished `epoch`: tell every node (COMPLETE_RECOVERY through the driver). */
+  #complete(epoch: number): void {
+    const c = this.#counters;
+    c.finishedAt = this.#s.deps.now();
+    const secs = Math.max(0.001, (c.finishedAt - c.startedAt) / 1000);
+    this.#s.log.info("recovery: done", {
+      epoch,
+      fetched: c.fetched,
+      restored: c.restored,
+      absent: c.absent,
+      retries: c.retries,
+      mb: +(c.fetchedBytes / 1e6).toFixed(1),
+      seconds: +secs.toFixed(2),
+      mbPerSec: +(c.fetchedBytes / 1e6 / secs).toFixed(1),
+    });
+    const req = SdReq.of(Op.COMPLETE_RECOVERY, SD_SHEEP_PROTO_VER, { epoch });
+    req.obj.tgtEpoch = epoch;
+    const rsp = SdRsp.replyTo(req, epoch, Res.SUCCESS);
+    const msg = encodeOpMessage(0, req, rsp, encodeNode(this.#s.self));
+    this.#s.deps.driver.notify(msg).catch((e) =>
+      this.#s.log.warn("recovery: cannot announce the completion", { epoch, error: String(e) })
+    );
+  }
+
+  /**
+   * COMPLETE_RECOVERY(epoch) from `sender`, in the cluster's total order. When every member of
+   * the current epoch has reported it, the stale copies are purged.
+   */
+  async onCompleteRecovery(sender: SdNode, epoch: number): Promise<void> {
+    if (this.#gather === null) return;
+    const { state, purge } = gatherOnComplete(this.#gather, epoch, nodeKey(sender));
+    this.#gather = state;
+    if (!purge) return;
+    await this.#s.store.purgeStale();
+    this.#s.log.info("recovery: every node finished; stale objects purged", { epoch });
+  }
+
+  /** The last epoch every member finished recovering (0: unknown). */
+  get lastGathered(): number {
+    return this.#gather?.lastGathered ?? 0;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Serving peers and clients
+
+  /**
+   * Runs a peer op on the local store for `oid`, issued at `epoch` (the request's, or for this
+   * node's own gateway the epoch its ring was taken at). Waits for the moves of the epoch, and
+   * unless it is a create for the object's recovery; converts a failure after an epoch change
+   * into OLD_NODE_VER (the gateway retries in the new epoch).
+   */
+  async io<T>(oid: bigint, kind: IoKind, epoch: number, op: () => Promise<T>): Promise<T> {
+    const s = this.#s;
+    if (s.cinfo.status === ClusterStatus.OK) {
+      if (epoch < s.cinfo.epoch) throw new SdError(Res.OLD_NODE_VER);
+      if (this.#gateEpoch === epoch) await this.#gate.promise;
+      if (kind !== "create") await this.#waitRecovered(oid, epoch);
+    }
+    this.#inflight.set(epoch, (this.#inflight.get(epoch) ?? 0) + 1);
+    try {
+      const out = await op();
+      if (kind === "create") {
+        if (s.cinfo.epoch !== epoch) await this.#late(oid, epoch);
+        else if (this.#nr.createdLocally(oid)) this.#wake(oid);
+      }
+      return out;
+    } catch (e) {
+      if (s.cinfo.epoch !== epoch) {
+        throw new SdError(Res.OLD_NODE_VER, `epoch changed during the request: ${String(e)}`);
+      }
+      throw e;
+    } finally {
+      const left = (this.#inflight.get(epoch) ?? 1) - 1;
+      if (left === 0) this.#inflight.delete(epoch);
+      else this.#inflight.set(epoch, left);
+      if (left === 0 && this.#drainWaiters.length > 0) {
+        const ws = this.#drainWaiters;
+        this.#drainWaiters = [];
+        for (const w of ws) w();
+      }
+    }
+  }
+
+  async #waitRecovered(oid: bigint, epoch: number): Promise<void> {
+    for (;;) {
+      if (this.#s.cinfo.epoch !== epoch) throw new SdError(Res.OLD_NODE_VER);
+      const phase = this.#nr.phase;
+      if (phase !== "preparing" && phase !== "recovering") return;
+      const exists = await this.#s.store.exists(oid);
+      if (!this.#nr.mustWait(oid, exists)) return;
+      this.pump();
+      await this.#waitFor(oid);
+    }
+  }
+
+  #waitFor(oid: bigint): Promise<void> {
+    return new Promise((resolve) => {
+      let set = this.#waiters.get(oid);
+      if (!set) this.#waiters.set(oid, set = new Set());
+      const done = () => {
+        clearTimeout(timer);
+        set!.delete(done);
+        if (set!.size === 0 && this.#waiters.get(oid) === set) this.#waiters.delete(oid);
+        resolve();
+      };
+      const timer = setTimeout(done, WAIT_RECHECK_MS);
+      set.add(done);
+    });
+  }
+
+  #wake(oid: bigint): void {
+    const set = this.#waiters.get(oid);
+    if (!set) return;
+    for (const w of [...set]) w();
+  }
+
+  #wakeAll(): void {
+    for (const oid of [...this.#waiters.keys()]) this.#wake(oid);
+  }
+
+  /**
+   * Before serving recovery data at `epoch` (object lists, recovery reads, hashes): this node must
+   * be at that epoch with its moves done, and the writes it admitted at older epochs must have
+   * landed (they may still be acknowledged, so the copy served must hold them).
+   */
+  async #readyToServe(epoch: number): Promise<void> {
+    const s = this.#s;
+    if (epoch > s.cinfo.epoch) await s.waitForEpoch(epoch, EPOCH_WAIT_MS);
+    if (epoch < s.cinfo.epoch) throw new SdError(Res.OLD_NODE_VER);
+    if (this.#gateEpoch === epoch) await this.#gate.promise;
+    const deadline = s.deps.now() + DRAIN_WAIT_MS;
+    for (;;) {
+      const older = [...this.#inflight.keys()].some((e) => e < epoch);
+      if (!older) break;
+      if (s.deps.now() >= deadline) {
+        // An old request that does not end (it may itself wait for a recovery elsewhere) must
+        // not hold the whole cluster's recovery; it answers OLD_NODE_VER if it fails.
+        s.log.warn("recovery: serving while older requests are still running", { epoch });
+        break;
+      }
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 200);
+        this.#drainWaiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    if (epoch !== s.cinfo.epoch) throw new SdError(Res.OLD_NODE_VER);
+  }
+
+  /** GET_OBJ_LIST with CMD_RECOVERY: live and stale oids, once ready at the request's epoch. */
+  async serveObjectList(req: SdReq): Promise<Uint8Array> {
+    await this.#readyToServe(req.epoch);
+    const out = encodeOids(await this.localObjectList());
+    if (out.length > req.dataLength) throw new SdError(Res.BUFFER_SMALL);
+    return out;
+  }
+
+  /**
+   * READ_PEER with CMD_RECOVERY: the live object, else the stale copy of exactly tgt_epoch
+   * (peerCopyFor), from `offset` up to the request's length. Never waits for a recovery.
+   */
+  async serveRecoveryRead(req: SdReq): Promise<Uint8Array> {
+    await this.#readyToServe(req.epoch);
+    const store = this.#s.store;
+    const oid = req.obj.oid;
+    const which = await this.#copyFor(oid, req.obj.tgtEpoch);
+    const size = which === "live" ? await store.size(oid) : await store.staleSize(oid, which);
+    const offset = req.obj.offset;
+    const length = Math.max(0, Math.min(req.dataLength, size - offset));
+    const data = which === "live"
+      ? await store.read(oid, offset, length)
+      : await store.readStale(oid, which, offset, length);
+    // Inode and ledger objects have a fixed size and are mostly zeros: their trailing zeros are
+    // not sent (the requester knows the size).
+    return offset === 0 && isSparseKind(oid) ? data.subarray(0, endOfData(data)) : data;
+  }
+
+  /** GET_HASH: SHA-1 of the live object, or with CMD_RECOVERY of the copy a recovery read gets. */
+  async serveHash(req: SdReq): Promise<Uint8Array> {
+    const store = this.#s.store;
+    const oid = req.obj.oid;
+    if ((req.flags & Flag.CMD_RECOVERY) === 0) return await store.sha1(oid);
+    await this.#readyToServe(req.epoch);
+    const which = await this.#copyFor(oid, req.obj.tgtEpoch);
+    return which === "live" ? await store.sha1(oid) : await store.sha1Stale(oid, which);
+  }
+
+  /** "live", or the epoch of the stale copy to serve; NO_OBJ when neither. */
+  async #copyFor(oid: bigint, tgtEpoch: number): Promise<"live" | number> {
+    const store = this.#s.store;
+    const live = await store.exists(oid);
+    let stale: number[] = [];
+    if (!live) {
+      try {
+        await store.staleSize(oid, tgtEpoch);
+        stale = [tgtEpoch];
+      } catch (e) {
+        if (!(e instanceof SdError && e.result === Res.NO_OBJ)) throw e;
+      }
+    }
+    const which = peerCopyFor(live, stale, tgtEpoch, this.#s.cinfo.epoch);
+    if (which === null) throw new SdError(Res.NO_OBJ);
+    return which === "live" ? "live" : which.staleEpoch;
+  }
+}
+
+function resolvedDeferred(): Deferred {
+  const d = deferred();
+  d.resolve();
+  return d;
+}
+
+function emptyCounters(epoch: number): RecoveryCounters {
+  return {
+    epoch,
+    fetched: 0,
+    fetchedBytes: 0,
+    restored: 0,
+    absent: 0,
+    retries: 0,
+    moved: 0,
+    startedAt: 0,
+    finishedAt: 0,
+  };
+}
+
+/** Little-endian u64 array → oids. */
+export function decodeOids(data: Uint8Array): bigint[] {
+  const v = new DataView(data.buffer, data.byteOffset, data.length);
+  const out: bigint[] = [];
+  for (let off = 0; off + 8 <= data.length; off += 8) out.push(v.getBigUint64(off, true));
+  return out;
+}
+
+/** Oids → little-endian u64 array. */
+export function encodeOids(oids: readonly bigint[]): Uint8Array {
+  const out = new Uint8Array(oids.length * 8);
+  const v = new DataView(out.buffer);
+  oids.forEach((o, i) => v.setBigUint64(i * 8, o, true));
+  return out;
+}
+
+/** Inode and ledger objects: fixed size, stored sparse. */
+function isSparseKind(oid: bigint): boolean {
+  return isVdiObj(oid) || isLedgerObj(oid);
+}
+
+/** The length of `data` without its trailing zeros. */
+function endOfData(data: Uint8Array): number {
+  let end = data.length;
+  // Eight bytes at a time where aligned, then byte by byte.
+  const words = new BigUint64Array(data.buffer, data.byteOffset, (data.byteOffset % 8 === 0)
+    ? Math.floor(data.length / 8)
+    : 0);
+  if (words.length > 0) {
+    const tail = data.length - words.length * 8;
+    for (let i = data.length - 1; i >= data.length - tail; i--) if (data[i] !== 0) return i + 1;
+    let w = words.length - 1;
+    while (w >= 0 && words[w] === 0n) w--;
+    end = (w + 1) * 8;
+  }
+  while (end > 0 && data[end - 1] === 0) end--;
+  return end;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
