@@ -97,6 +97,11 @@ export const Op = {
   SET_RECOVERY: 0xcb,
   SET_VNODES: 0xcc,
   GET_VNODES: 0xcd,
+  /**
+   * sheepdog-ts extension (not in v1.0), sheep to sheep only: reply once the cluster op
+   * (sender sd_node + u32 seq in the payload) has been applied on this node.
+   */
+  WAIT_APPLIED: 0xf0,
 } as const;
 
 /** An opcode value. */

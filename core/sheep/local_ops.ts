@@ -171,6 +171,9 @@ export async function handleLocalOp(
     case Op.REPAIR_REPLICA:
       await repairReplica(s, req);
       return undefined;
+    case Op.WAIT_APPLIED:
+      await s.waitApplied(data);
+      return undefined;
     case Op.DISCARD_OBJ:
       await discardObj(s, req.obj.oid);
       return undefined;

@@ -78,4 +78,5 @@ export const OP_TABLE: ReadonlyMap<number, OpSpec> = new Map<number, OpSpec>([
   [Op.READ_DEL_VDIS, l(true)],
   [Op.GET_RECOVERY, l(true)],
   [Op.SET_RECOVERY, l(true)],
+  [Op.WAIT_APPLIED, l(true)],
 ]);

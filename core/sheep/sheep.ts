@@ -9,6 +9,7 @@
 import {
   ClusterFlag,
   ClusterStatus,
+  Flag,
   Op,
   Res,
   SD_DEFAULT_BLOCK_SIZE_SHIFT,
@@ -25,7 +26,15 @@ import { type ClusterInfo, decodeClusterInfo, encodeClusterInfo } from "../proto
 import { decodeConfig, encodeConfig, type SheepConfig } from "../proto/config.ts";
 import { decodeEpochFile, encodeEpochFile } from "../proto/epoch_log.ts";
 import { decodeInodeHeader } from "../proto/inode.ts";
-import { nodeAddrString, sameNode, type SdNode } from "../proto/node.ts";
+import {
+  addrToString,
+  decodeNode,
+  encodeNode,
+  nodeAddrString,
+  sameNode,
+  type SdNode,
+} from "../proto/node.ts";
+import { AppliedOps } from "./applied_ops.ts";
 import { isVdiObj, oidToVid } from "../hash/oid.ts";
 import { buildRing, type Ring } from "../placement/ring.ts";
 import type { ClusterDriver, JoinDecision } from "../cluster/driver.ts";
@@ -71,6 +80,11 @@ const EPOCH_FILE_MAX = SD_MAX_NODES * SD_NODE_SIZE + 8;
 const VDI_PULL_DEADLINE_MS = 30_000;
 const VDI_PULL_RETRY_MS = 100;
 
+/** How long a member waits for a cluster op to be applied before answering AGAIN (ms). */
+const APPLIED_WAIT_MS = 10_000;
+/** Cluster ops that change nothing on the other nodes, or after which they exit. */
+const NO_BARRIER_OPS = new Set<number>([Op.GET_VDI_INFO, Op.SHUTDOWN]);
+
 /** How long a peer request with a newer epoch waits for this node to catch up (ms). */
 const EPOCH_WAIT_MS = 10_000;
 
@@ -102,7 +116,7 @@ export interface SheepIdentity {
 }
 
 interface PendingOp {
-  resolve(r: { rsp: SdRsp; data?: Uint8Array }): void;
+  resolve(r: { rsp: SdRsp; data?: Uint8Array; members: SdNode[] }): void;
   data?: Uint8Array;
 }
 
@@ -128,6 +142,8 @@ export class Sheep implements SheepContext {
   config: SheepConfig;
 
   #seq = 1;
+  /** Cluster ops applied on this node, for the WAIT_APPLIED barrier. */
+  readonly applied = new AppliedOps();
   #closed = false;
   readonly #pending = new Map<number, PendingOp>();
   readonly #epochWaiters = new Set<{ epoch: number; wake(): void }>();
@@ -156,6 +172,9 @@ export class Sheep implements SheepContext {
     this.cinfo = this.#cinfoFromConfig(0, []);
     this.ring = buildRing([]);
     this.gateway = new Gateway(this, deps.random);
+    // Op sequence numbers start at a random point so a restarted sheep's ops are not mistaken for
+    // its previous incarnation's in the members' applied sets.
+    this.#seq = 1 + Math.floor(deps.random() * 0x7fff0000);
     this.recovery = new RecoveryExecutor(this, identity.recoveryThrottle ?? null);
   }
 
@@ -555,7 +574,7 @@ export class Sheep implements SheepContext {
     hasWork: boolean,
   ): Promise<Uint8Array | undefined> {
     const seq = this.#seq++;
-    const done = new Promise<{ rsp: SdRsp; data?: Uint8Array }>((resolve) => {
+    const done = new Promise<{ rsp: SdRsp; data?: Uint8Array; members: SdNode[] }>((resolve) => {
       this.#pending.set(seq, { resolve });
     });
     const driver = this.deps.driver;
@@ -591,7 +610,51 @@ export class Sheep implements SheepContext {
     rsp.bytes.set(r.rsp.bytes);
     rsp.id = req.id;
     if (rsp.result !== Res.SUCCESS) throw new SdError(rsp.result);
+    if (!NO_BARRIER_OPS.has(req.opcode)) await this.#awaitApplied(seq, r.members);
     return r.data;
+  }
+
+  /**
+   * Waits until every member that received the op has applied it, so the client's next request
+   * finds the new state on whichever node it reaches. A member that leaves or does not answer in
+   * time is logged and skipped: it will learn the state when it rejoins.
+   */
+  async #awaitApplied(seq: number, members: SdNode[]): Promise<void> {
+    const others = members.filter((m) => !sameNode(m, this.self));
+    if (others.length === 0) return;
+    const payload = new Uint8Array(SD_NODE_SIZE + 4);
+    encodeNode(this.self, payload, 0);
+    new DataView(payload.buffer).setUint32(SD_NODE_SIZE, seq >>> 0, true);
+    await Promise.all(others.map(async (m) => {
+      const req = SdReq.of(Op.WAIT_APPLIED, SD_SHEEP_PROTO_VER, {
+        flags: Flag.CMD_WRITE,
+        dataLength: payload.length,
+      });
+      try {
+        const host = addrToString(m.nid.addr);
+        const { rsp } = await this.peers.request(host, m.nid.port, req, payload);
+        if (rsp.result !== Res.SUCCESS) throw new SdError(rsp.result);
+      } catch (e) {
+        if (this.members.some((x) => sameNode(x, m))) {
+          this.log.warn("a member did not confirm a cluster op", {
+            node: nodeAddrString(m),
+            error: String(e),
+          });
+        }
+      }
+    }));
+  }
+
+  /** WAIT_APPLIED: resolves when the op named in `payload` was applied here. */
+  async waitApplied(payload: Uint8Array | undefined): Promise<void> {
+    if (!payload || payload.length !== SD_NODE_SIZE + 4) {
+      throw new SdError(Res.INVALID_PARMS, "WAIT_APPLIED needs an sd_node and a sequence number");
+    }
+    const sender = nodeAddrString(decodeNode(payload, 0));
+    const seq = new DataView(payload.buffer, payload.byteOffset).getUint32(SD_NODE_SIZE, true);
+    if (!(await this.applied.waitFor(sender, seq, APPLIED_WAIT_MS))) {
+      throw new SdError(Res.AGAIN, `op ${seq} of ${sender} not applied yet`);
+    }
   }
 
   /** Runs the work step; returns what the main step on every node needs. */
@@ -668,11 +731,13 @@ export class Sheep implements SheepContext {
         });
       }
     }
+    this.applied.record(nodeAddrString(sender), m.seq);
     if (fromSelf) {
       const p = this.#pending.get(m.seq);
       if (p) {
         this.#pending.delete(m.seq);
-        p.resolve({ rsp: m.rsp, data: out });
+        // The members at the op's place in the total order are the ones that apply it.
+        p.resolve({ rsp: m.rsp, data: out, members: [...this.members] });
       }
     }
   }
