@@ -9,12 +9,25 @@ import type { ClusterDriver } from "./driver.ts";
 import { Res } from "../proto/constants.ts";
 import { SdError } from "../proto/sd_error.ts";
 
+/** Driver diagnostics (dropped messages, failed compactions) go to stderr, beside the log. */
+function warn(msg: string): void {
+  console.error(msg);
+}
+
 /** A driver for `-c name[:option]`. */
 export async function createDriver(name: string, option: string): Promise<ClusterDriver> {
   switch (name) {
     case "local": {
       const { LocalDriver, DEFAULT_LOCAL_PATH } = await import("./local.ts");
       return new LocalDriver({ path: option || DEFAULT_LOCAL_PATH });
+    }
+    case "corosync": {
+      const { CorosyncDriver } = await import("./corosync.ts");
+      return new CorosyncDriver({ group: option || undefined, warn });
+    }
+    case "zookeeper": {
+      const { ZookeeperDriver, parseZookeeperOption } = await import("./zookeeper.ts");
+      return new ZookeeperDriver({ ...parseZookeeperOption(option), warn });
     }
     default:
       throw new SdError(
