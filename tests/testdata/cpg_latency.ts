@@ -12,16 +12,17 @@ import { Cpg } from "../../core/cluster/cpg_ffi.ts";
 const count = Number(Deno.args[0] ?? 200);
 const cpg = Cpg.open(`sdlat${Deno.pid}`);
 await cpg.join();
-let waiting: ((t: number) => void) | null = null;
+// A holder object: TypeScript cannot see the callback set below from inside the loop's closure.
+const pending: { waiting: ((t: number) => void) | null } = { waiting: null };
 const loop = (async () => {
   for (;;) {
     const r = await cpg.wait();
     if (r === "closed") return;
     if (r !== "ready") continue;
     for (const e of cpg.dispatch()) {
-      if (e.type === "deliver" && waiting) {
-        const w = waiting;
-        waiting = null;
+      if (e.type === "deliver" && pending.waiting) {
+        const w = pending.waiting;
+        pending.waiting = null;
         w(performance.now());
       }
     }
@@ -29,7 +30,7 @@ const loop = (async () => {
 })();
 const lat: number[] = [];
 for (let i = 0; i < count + 20; i++) {
-  const delivered = new Promise<number>((r) => waiting = r);
+  const delivered = new Promise<number>((r) => pending.waiting = r);
   const t0 = performance.now();
   await cpg.mcast(new TextEncoder().encode(`m${i}`));
   const t1 = await delivered;
