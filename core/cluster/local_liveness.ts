@@ -8,6 +8,7 @@
  * @module
  */
 
+import { removeIfPresent } from "../store/durable_files.ts";
 import { Res } from "../proto/constants.ts";
 import { SdError } from "../proto/sd_error.ts";
 import { withDeadline } from "./deadline.ts";
@@ -92,11 +93,4 @@ export async function probe(path: string, timeoutMs: number): Promise<Liveness> 
   }
 }
 
-/** Removes `path`; a file already gone is fine. */
-export async function removeIfPresent(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
+export { removeIfPresent };

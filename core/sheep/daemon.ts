@@ -8,6 +8,7 @@
 
 import { PlainStore } from "../store/plain_store.ts";
 import { acquireDirLock } from "../store/dir_lock.ts";
+import { removeIfPresent } from "../store/durable_files.ts";
 import { makeNode } from "../proto/node.ts";
 import { SD_DEFAULT_VNODES } from "../proto/constants.ts";
 import { SheepServer } from "../net/server.ts";
@@ -86,7 +87,7 @@ export async function runDaemon(opts: SheepConfigOptions): Promise<number> {
     });
     await sheep.join();
     const sockPath = `${opts.dir}/sock`;
-    await Deno.remove(sockPath).catch(() => {});
+    await removeIfPresent(sockPath);
     server = SheepServer.listen(
       { tcp: { hostname: opts.bindAddr, port: opts.port }, unixPath: sockPath },
       (req, data, conn) => sheep.handle(req, data, conn),
@@ -117,7 +118,7 @@ export async function runDaemon(opts: SheepConfigOptions): Promise<number> {
   } finally {
     Deno.removeSignalListener("SIGTERM", onSignal);
     Deno.removeSignalListener("SIGINT", onSignal);
-    if (opts.pidfile) await Deno.remove(opts.pidfile).catch(() => {});
+    if (opts.pidfile) await removeIfPresent(opts.pidfile);
     log.close();
     lock.release();
   }

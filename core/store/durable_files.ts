@@ -80,3 +80,12 @@ export async function readFileOrNull(path: string): Promise<Uint8Array | null> {
     throw err;
   }
 }
+
+/** Removes `path`; a path that is already gone is not an error. */
+export async function removeIfPresent(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
