@@ -24,6 +24,14 @@
  *   --snapshot-sizes LIST    VDI sizes in GiB, half their objects written (default 1,10; "none")
  *   --snapshot-repeats N     snapshots and clones timed per size (default 5)
  *
+ * Cluster drivers (bench/driver_bench.ts; after the snapshots): per driver, the latency of a
+ * cluster op (NEW_VDI) and of a membership change (SIGKILL → new epoch everywhere), beside
+ * corosync's and ZooKeeper's own message latency measured in the same run:
+ *   --drivers LIST     local,corosync,zookeeper (default all; "none" skips them)
+ *   --driver-ops N     NEW_VDI timed per driver (default 30)
+ *   --driver-kills N   SIGKILL rounds per driver (default 3)
+ *   --driver-nodes N   sheep per cluster (default 3)
+ *
  * @module
  */
 
@@ -46,6 +54,15 @@ import {
   type SnapshotBenchOptions,
   snapshotBenchTable,
 } from "./snapshot_bench.ts";
+import {
+  DRIVER_BENCH_DEFAULTS,
+  DRIVER_BENCH_USAGE,
+  driverBenchHeading,
+  type DriverBenchOptions,
+  driverBenchTable,
+  parseDriverBenchArg,
+  runDriverBench,
+} from "./driver_bench.ts";
 
 interface BenchArgs {
   sizeMiB: number;
@@ -56,13 +73,14 @@ interface BenchArgs {
   json?: string;
   sheepIo: SheepIoOptions;
   snapshot: SnapshotBenchOptions;
+  drivers: DriverBenchOptions;
 }
 
 function usage(): never {
   console.error(
     "usage: deno task bench [--quick] [--size MiB] [--runtime S] [--repeats N] [--dir PATH] " +
       `[--only ${RAW_JOBS.map((j) => j.name).join(",")}] [--json FILE|-]\n${SHEEP_IO_USAGE}\n` +
-      SNAPSHOT_BENCH_USAGE,
+      `${SNAPSHOT_BENCH_USAGE}\n${DRIVER_BENCH_USAGE}`,
   );
   Deno.exit(64);
 }
@@ -76,6 +94,7 @@ function parseArgs(argv: string[]): BenchArgs {
     dir: `${root}/.test-tmp/bench`,
     sheepIo: { ...SHEEP_IO_DEFAULTS },
     snapshot: { ...SNAPSHOT_BENCH_DEFAULTS },
+    drivers: { ...DRIVER_BENCH_DEFAULTS },
   };
   const num = (v: string | undefined): number => {
     const n = Number(v);
@@ -88,6 +107,7 @@ function parseArgs(argv: string[]): BenchArgs {
       Object.assign(a, { sizeMiB: 64, runtimeSec: 1, repeats: 1 });
       parseSheepIoArg(argv, i, a.sheepIo);
       Object.assign(a.snapshot, { sizesGiB: [1], repeats: 3 });
+      parseDriverBenchArg(argv, i, a.drivers);
     } else if (k === "--size") a.sizeMiB = num(argv[++i]);
     else if (k === "--runtime") a.runtimeSec = num(argv[++i]);
     else if (k === "--repeats") {
@@ -99,7 +119,8 @@ function parseArgs(argv: string[]): BenchArgs {
     else {
       let used = 0;
       try {
-        used = parseSheepIoArg(argv, i, a.sheepIo) || parseSnapshotBenchArg(argv, i, a.snapshot);
+        used = parseSheepIoArg(argv, i, a.sheepIo) || parseSnapshotBenchArg(argv, i, a.snapshot) ||
+          parseDriverBenchArg(argv, i, a.drivers);
       } catch (e) {
         console.error(`bench: ${e instanceof Error ? e.message : e}`);
       }
@@ -129,7 +150,16 @@ async function main(): Promise<void> {
   const snapshot = a.snapshot.sizesGiB.length > 0
     ? await runSnapshotBench({ ...a.snapshot, onProgress: (line) => console.error(line) })
     : null;
-  const report = { machine: { cores: navigator.hardwareConcurrency }, raw, sheepIo, snapshot };
+  const drivers = a.drivers.drivers.length > 0
+    ? await runDriverBench({ ...a.drivers, onProgress: (line) => console.error(line) })
+    : null;
+  const report = {
+    machine: { cores: navigator.hardwareConcurrency },
+    raw,
+    sheepIo,
+    snapshot,
+    drivers,
+  };
   if (a.json === "-") {
     console.log(JSON.stringify(report, null, 2));
     return;
@@ -143,6 +173,7 @@ async function main(): Promise<void> {
   console.log(rawLimitsTable(raw));
   if (sheepIo) console.log(`\n${sheepIoHeading(sheepIo)}\n${sheepIoTable(sheepIo)}`);
   if (snapshot) console.log(`\n${snapshotBenchHeading(snapshot)}\n${snapshotBenchTable(snapshot)}`);
+  if (drivers) console.log(`\n${driverBenchHeading(drivers)}\n${driverBenchTable(drivers)}`);
 }
 
 if (import.meta.main) await main();

@@ -31,8 +31,12 @@ export {
 export { type TempDir, tempDir, testTmpBase } from "./tempdir.ts";
 export {
   type Cluster,
+  CLUSTER_ENV,
+  defaultClusterTemplate,
   type DogOptions,
   type DogResult,
+  expandClusterSpec,
+  LOCAL_TEMPLATE,
   runDog,
   runDogOk,
   sheepArgs,

@@ -199,6 +199,33 @@ export async function runDogOk(args: string[], opts: DogOptions): Promise<DogRes
   return r;
 }
 
+/**
+ * Environment variable holding the `-c` template {@linkcode startCluster} uses by default, e.g.
+ * `corosync:{id}` or `zookeeper:127.0.0.1:2181/{id},timeout=2000` (unset: the local driver).
+ */
+export const CLUSTER_ENV = "SHEEPDOG_TEST_CLUSTER";
+
+/** The local driver on a path inside the cluster's scratch directory. */
+export const LOCAL_TEMPLATE = "local:{root}/cluster";
+
+let clusterIds = 0;
+
+/**
+ * The `-c` spec of one cluster from a template: `{root}` becomes the cluster's scratch directory
+ * and `{id}` an id unique to this cluster (so clusters of one test run, or of two runs sharing a
+ * corosync or a ZooKeeper, never meet: a CPG group name, a ZooKeeper cluster id).
+ */
+export function expandClusterSpec(template: string, root: string): string {
+  const id = `t${Deno.pid.toString(36)}x${(++clusterIds).toString(36)}` +
+    Math.floor(Math.random() * 36 ** 3).toString(36);
+  return template.replaceAll("{root}", root.replace(/\/+$/, "")).replaceAll("{id}", id);
+}
+
+/** `$SHEEPDOG_TEST_CLUSTER`, else the local driver ({@linkcode LOCAL_TEMPLATE}). */
+export function defaultClusterTemplate(): string {
+  return Deno.env.get(CLUSTER_ENV) || LOCAL_TEMPLATE;
+}
+
 /** Options of {@linkcode startCluster}. */
 export interface StartClusterOptions {
   /** Format the cluster with `dog cluster format -c COPIES` once every sheep is up. */
@@ -209,6 +236,11 @@ export interface StartClusterOptions {
   driverPath?: string;
   /** Full `-c` spec instead of the local driver (e.g. a ZooKeeper address). */
   cluster?: string;
+  /**
+   * A `-c` template (see {@linkcode expandClusterSpec}: `{root}` and `{id}` are replaced), used
+   * when `cluster` is not given. Default: {@linkcode defaultClusterTemplate}.
+   */
+  clusterTemplate?: string;
   /** Ports; default free ones. */
   ports?: number[];
   /** Options added to every sheep. */
@@ -240,14 +272,18 @@ export interface Cluster {
 }
 
 /**
- * Starts n sheep at once (zones 0..n-1, one private local-driver path), waits until every one
+ * Starts n sheep at once (zones 0..n-1, by default on one private local-driver path; see
+ * `clusterTemplate` and {@linkcode CLUSTER_ENV} for the other drivers), waits until every one
  * accepts connections, and formats the cluster when `copies` is given. On any failure it stops
  * what it started before rethrowing.
  */
 export async function startCluster(n: number, opts: StartClusterOptions = {}): Promise<Cluster> {
   const tmp: TempDir = await tempDir("cluster");
   const root = tmp.path;
-  const spec = opts.cluster ?? `local:${opts.driverPath ?? `${root}/cluster`}`;
+  const spec = opts.cluster ??
+    (opts.driverPath !== undefined
+      ? `local:${opts.driverPath}`
+      : expandClusterSpec(opts.clusterTemplate ?? defaultClusterTemplate(), root));
   const sheep: SheepProcess[] = [];
   const ports: number[] = [];
 
