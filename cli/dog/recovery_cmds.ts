@@ -60,7 +60,9 @@ function progressLine(done: bigint, total: bigint): string {
   const width = 40;
   const frac = total === 0n ? 1 : Math.min(1, Number(done) / Number(total));
   const fill = Math.round(frac * width);
-  return `\r[${"=".repeat(fill)}${fill < width ? ">" : ""}${" ".repeat(Math.max(0, width - fill - 1))}] ` +
+  return `\r[${"=".repeat(fill)}${fill < width ? ">" : ""}${
+    " ".repeat(Math.max(0, width - fill - 1))
+  }] ` +
     `${(frac * 100).toFixed(1)}% (${done}/${total})`;
 }
 
@@ -326,11 +328,15 @@ async function checkObject(
   const unreachable = states.filter((s) => s.error !== undefined);
   for (const s of unreachable) {
     await ctx.out.error(
-      `failed to check ${oid.toString(16)} on ${addrToString(s.node.nid.addr)}:${s.node.nid.port}: ${s.error}`,
+      `failed to check ${oid.toString(16)} on ${
+        addrToString(s.node.nid.addr)
+      }:${s.node.nid.port}: ${s.error}`,
     );
   }
   const votes = new Map<string, number>();
-  for (const s of states) if (s.digest !== null) votes.set(s.digest, (votes.get(s.digest) ?? 0) + 1);
+  for (const s of states) {
+    if (s.digest !== null) votes.set(s.digest, (votes.get(s.digest) ?? 0) + 1);
+  }
   if (votes.size === 0) {
     await ctx.out.error(`no replica of ${oid.toString(16)} found`);
     return { repaired: 0, failed: 1 };
@@ -363,9 +369,9 @@ async function checkObject(
     } catch (e) {
       failed++;
       await ctx.out.error(
-        `failed to repair ${oid.toString(16)} on ${addrToString(s.node.nid.addr)}:${s.node.nid.port}: ${
-          e instanceof Error ? e.message : String(e)
-        }`,
+        `failed to repair ${oid.toString(16)} on ${
+          addrToString(s.node.nid.addr)
+        }:${s.node.nid.port}: ${e instanceof Error ? e.message : String(e)}`,
       );
     }
   }

@@ -66,8 +66,12 @@ export class Gateway {
       for (const n of order) {
         try {
           if (sameNode(n, this.#ctx.self)) {
-            return await this.#local(oid, "read", epoch, () =>
-              peerRead(this.#ctx, oid, offset, length));
+            return await this.#local(
+              oid,
+              "read",
+              epoch,
+              () => peerRead(this.#ctx, oid, offset, length),
+            );
           }
           this.#checkEpoch(epoch);
           const req = this.#peerReq(Op.READ_PEER, oid, offset, length);
@@ -129,18 +133,21 @@ export class Gateway {
 
   /** Removes the object from every replica; absent replicas are fine. */
   remove(oid: bigint, copies = 0): Promise<void> {
-    return this.#retry(`remove ${oidToString(oid)}`, () =>
-      this.#all(oid, copies, async (n, epoch) => {
-        try {
-          if (sameNode(n, this.#ctx.self)) {
-            return await this.#local(oid, "remove", epoch, () => peerRemove(this.#ctx, oid));
+    return this.#retry(
+      `remove ${oidToString(oid)}`,
+      () =>
+        this.#all(oid, copies, async (n, epoch) => {
+          try {
+            if (sameNode(n, this.#ctx.self)) {
+              return await this.#local(oid, "remove", epoch, () => peerRemove(this.#ctx, oid));
+            }
+            await this.#expectOk(n, this.#peerReq(Op.REMOVE_PEER, oid, 0, 0));
+          } catch (e) {
+            if (e instanceof SdError && e.result === Res.NO_OBJ) return;
+            throw e;
           }
-          await this.#expectOk(n, this.#peerReq(Op.REMOVE_PEER, oid, 0, 0));
-        } catch (e) {
-          if (e instanceof SdError && e.result === Res.NO_OBJ) return;
-          throw e;
-        }
-      }));
+        }),
+    );
   }
 
   /**
@@ -156,27 +163,30 @@ export class Gateway {
     local: () => Promise<void>,
   ): Promise<void> {
     const done = new Set<string>();
-    return this.#retry(`peer op on ${oidToString(oid)}`, () =>
-      this.#all(oid, copies, async (n, epoch) => {
-        const key = nodeName(n);
-        if (done.has(key)) return;
-        if (sameNode(n, this.#ctx.self)) await this.#local(oid, "write", epoch, local);
-        else {
-          try {
-            await this.#expectOk(n, makeReq(this.#ctx.cinfo.epoch));
-          } catch (e) {
-            // A broken connection may have lost the reply of an applied request: asking again
-            // could apply it twice. Fail instead (for DECREF: a leak, never a loss).
-            if (e instanceof SdError && e.result === Res.NETWORK_ERROR) {
-              throw new SdError(Res.EIO, `${e.message} (not retried: not idempotent)`, {
-                cause: e,
-              });
+    return this.#retry(
+      `peer op on ${oidToString(oid)}`,
+      () =>
+        this.#all(oid, copies, async (n, epoch) => {
+          const key = nodeName(n);
+          if (done.has(key)) return;
+          if (sameNode(n, this.#ctx.self)) await this.#local(oid, "write", epoch, local);
+          else {
+            try {
+              await this.#expectOk(n, makeReq(this.#ctx.cinfo.epoch));
+            } catch (e) {
+              // A broken connection may have lost the reply of an applied request: asking again
+              // could apply it twice. Fail instead (for DECREF: a leak, never a loss).
+              if (e instanceof SdError && e.result === Res.NETWORK_ERROR) {
+                throw new SdError(Res.EIO, `${e.message} (not retried: not idempotent)`, {
+                  cause: e,
+                });
+              }
+              throw e;
             }
-            throw e;
           }
-        }
-        done.add(key);
-      }));
+          done.add(key);
+        }),
+    );
   }
 
   #readOrder(nodes: SdNode[]): SdNode[] {

@@ -40,14 +40,22 @@ export async function handlePeerOp(
       case Op.CREATE_AND_WRITE_PEER:
         st.peerWrite++;
         st.peerRx += data?.length ?? 0;
-        await io.io(oid, "create", epoch, () =>
-          peerCreate(s, oid, req.obj.offset, data ?? new Uint8Array()));
+        await io.io(
+          oid,
+          "create",
+          epoch,
+          () => peerCreate(s, oid, req.obj.offset, data ?? new Uint8Array()),
+        );
         return undefined;
       case Op.WRITE_PEER:
         st.peerWrite++;
         st.peerRx += data?.length ?? 0;
-        await io.io(oid, "write", epoch, () =>
-          peerWrite(s, oid, req.obj.offset, data ?? new Uint8Array()));
+        await io.io(
+          oid,
+          "write",
+          epoch,
+          () => peerWrite(s, oid, req.obj.offset, data ?? new Uint8Array()),
+        );
         return undefined;
       case Op.REMOVE_PEER:
         st.peerRemove++;
@@ -57,8 +65,12 @@ export async function handlePeerOp(
         if (!isLedgerObj(req.ref.oid)) {
           throw new SdError(Res.INVALID_PARMS, "DECREF_PEER needs a ledger object id");
         }
-        await io.io(req.ref.oid, "write", epoch, () =>
-          decrefPeer(s, req.ref.oid, req.ref.generation, req.ref.count));
+        await io.io(
+          req.ref.oid,
+          "write",
+          epoch,
+          () => decrefPeer(s, req.ref.oid, req.ref.generation, req.ref.count),
+        );
         return undefined;
     }
     throw new SdError(Res.INVALID_PARMS);

@@ -80,6 +80,8 @@ const GATHER_RETRY_MS = 300;
 const EPOCH_WAIT_MS = 10_000;
 /** A waiting request looks at the object again at least this often (ms). */
 const WAIT_RECHECK_MS = 1000;
+/** Pause between attempts to send COMPLETE_RECOVERY (ms). */
+const ANNOUNCE_RETRY_MS = 100;
 /** How long recovery data waits for older-epoch requests to land before it is served (ms). */
 const DRAIN_WAIT_MS = 10_000;
 /** Largest epoch file: SD_MAX_NODES (6144) nodes of 80 bytes and the time. */
@@ -303,7 +305,7 @@ export class RecoveryExecutor {
 
   /** Gathers the object lists and plans, again after failures, until the epoch changes. */
   async #prepare(epoch: number): Promise<void> {
-    for (;;) {
+    for (let attempt = 0;; attempt++) {
       if (this.#stale(epoch)) return;
       try {
         const epochs = await this.#windowRings(epoch);
@@ -338,10 +340,15 @@ export class RecoveryExecutor {
         return;
       } catch (e) {
         if (this.#stale(epoch)) return;
-        this.#s.log.warn("recovery: cannot prepare the plan yet; trying again", {
-          epoch,
-          error: String(e),
-        });
+        // A member that joins listens only after its accept; one that died is listed until its
+        // leave: both resolve themselves, so say it once in a while only.
+        if (attempt % 20 === 0) {
+          this.#s.log.warn("recovery: cannot prepare the plan yet; trying again", {
+            epoch,
+            attempt,
+            error: String(e),
+          });
+        }
         await new Promise((r) => setTimeout(r, GATHER_RETRY_MS));
       }
     }
@@ -405,7 +412,10 @@ export class RecoveryExecutor {
       try {
         out.push(this.#ring(e, decodeEpochFile(bytes).nodes));
       } catch (err) {
-        this.#s.log.warn("recovery: skipping a damaged epoch file", { epoch: e, error: String(err) });
+        this.#s.log.warn("recovery: skipping a damaged epoch file", {
+          epoch: e,
+          error: String(err),
+        });
       }
     }
     return out;
@@ -557,7 +567,9 @@ export class RecoveryExecutor {
       try {
         // Trailing zeros of inode and ledger objects are not sent: their size is fixed.
         const size = isSparseKind(f.oid) ? objectSize(f.oid, 22) : copy.length;
-        if (copy.length > size) throw new SdError(Res.EIO, `oversized copy of ${oidToString(f.oid)}`);
+        if (copy.length > size) {
+          throw new SdError(Res.EIO, `oversized copy of ${oidToString(f.oid)}`);
+        }
         await store.create(f.oid, 0, copy, size, { sparse: isSparseKind(f.oid) });
         this.#counters.fetched++;
         this.#counters.fetchedBytes += copy.length;
@@ -602,7 +614,9 @@ export class RecoveryExecutor {
     req.obj.tgtEpoch = tgtEpoch;
     const { rsp, data } = await this.#request(node, req);
     if (rsp.result === Res.NO_OBJ) return null;
-    if (rsp.result !== Res.SUCCESS) throw new SdError(rsp.result, `recovery read from ${nodeKey(node)}`);
+    if (rsp.result !== Res.SUCCESS) {
+      throw new SdError(rsp.result, `recovery read from ${nodeKey(node)}`);
+    }
     return data;
   }
 
@@ -645,13 +659,35 @@ export class RecoveryExecutor {
       seconds: +secs.toFixed(2),
       mbPerSec: +(c.fetchedBytes / 1e6 / secs).toFixed(1),
     });
+    this.#announce(epoch).catch((e) =>
+      this.#s.log.error("recovery: cannot announce the completion", { epoch, error: String(e) })
+    );
+  }
+
+  /**
+   * Sends COMPLETE_RECOVERY(epoch), again until the driver takes it or the epoch is gone (a
+   * joiner may finish before its own join is through, when the driver refuses its messages).
+   */
+  async #announce(epoch: number): Promise<void> {
     const req = SdReq.of(Op.COMPLETE_RECOVERY, SD_SHEEP_PROTO_VER, { epoch });
     req.obj.tgtEpoch = epoch;
     const rsp = SdRsp.replyTo(req, epoch, Res.SUCCESS);
     const msg = encodeOpMessage(0, req, rsp, encodeNode(this.#s.self));
-    this.#s.deps.driver.notify(msg).catch((e) =>
-      this.#s.log.warn("recovery: cannot announce the completion", { epoch, error: String(e) })
-    );
+    for (let attempt = 0;; attempt++) {
+      if (this.#stale(epoch)) return;
+      try {
+        await this.#s.deps.driver.notify(msg);
+        return;
+      } catch (e) {
+        if (attempt % 50 === 49) {
+          this.#s.log.warn("recovery: cannot announce the completion yet; trying again", {
+            epoch,
+            error: String(e),
+          });
+        }
+      }
+      await new Promise((r) => setTimeout(r, ANNOUNCE_RETRY_MS));
+    }
   }
 
   /**
@@ -883,9 +919,11 @@ function isSparseKind(oid: bigint): boolean {
 function endOfData(data: Uint8Array): number {
   let end = data.length;
   // Eight bytes at a time where aligned, then byte by byte.
-  const words = new BigUint64Array(data.buffer, data.byteOffset, (data.byteOffset % 8 === 0)
-    ? Math.floor(data.length / 8)
-    : 0);
+  const words = new BigUint64Array(
+    data.buffer,
+    data.byteOffset,
+    (data.byteOffset % 8 === 0) ? Math.floor(data.length / 8) : 0,
+  );
   if (words.length > 0) {
     const tail = data.length - words.length * 8;
     for (let i = data.length - 1; i >= data.length - tail; i--) if (data[i] !== 0) return i + 1;
