@@ -62,9 +62,8 @@ if (privateNetns() === null && installed && await canUseNetns()) {
   });
   Deno.test({
     name: `zookeeper: placement after re-formats: ${LAYOUTS[0].vector}, copies ` +
-      `${LAYOUTS[0].copies.join("/")} (recovery after a format fetches old objects)`,
+      `${LAYOUTS[0].copies.join("/")}`,
     ...quiet,
-    ignore: true,
     fn: () => onZooKeeper(1, (driver) => runLayout(LAYOUTS[0], driver)),
   });
   Deno.test({

@@ -186,6 +186,7 @@ async function makeFs(s: Sheep, m: MainStepInput): Promise<void> {
   // Epoch 1 is stamped with the format's own time (ctime's seconds), not each node's clock when
   // it applies the format, so that every node's epoch history is identical.
   await s.deps.meta.writeEpoch(1, encodeEpochFile(ci.nodes, ci.ctime >> 32n));
+  s.recovery.onFormat();
   await m.adopt(ci);
   s.log.info("cluster formatted", { copies, flags: ci.flags, nodes: ci.nodes.length });
 }

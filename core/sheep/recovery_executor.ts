@@ -140,6 +140,10 @@ export class RecoveryExecutor {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #pumping = false;
   #closed = false;
+  /** MAKE_FS is being applied (see onFormat). */
+  #formatPending = false;
+  /** The epoch a format created: recovered from nothing. */
+  #freshEpoch = 0;
   readonly #rings = new Map<number, EpochRing>();
   #counters: RecoveryCounters = emptyCounters(0);
 
@@ -224,8 +228,21 @@ export class RecoveryExecutor {
    * epoch this node has not recovered yet, closes the gate, does the moves durably and starts
    * the recovery of that epoch in the background. Resolves once the moves are done.
    */
+  /**
+   * MAKE_FS is being applied: the store was just wiped, so the epoch it creates has nothing to
+   * recover. Its plan must not gather object lists, because members that have not applied the
+   * format yet still list the old cluster's objects under the same epoch number.
+   */
+  onFormat(): void {
+    this.#formatPending = true;
+  }
+
   async onAdopt(prev: ClusterInfo, next: ClusterInfo): Promise<void> {
     if (this.#closed) return;
+    if (this.#formatPending) {
+      this.#formatPending = false;
+      this.#freshEpoch = next.epoch;
+    }
     if (next.ctime !== prev.ctime) {
       // A format: a new cluster, whatever this node recovered before is gone.
       this.#nr = this.#newProgress();
@@ -305,6 +322,12 @@ export class RecoveryExecutor {
 
   /** Gathers the object lists and plans, again after failures, until the epoch changes. */
   async #prepare(epoch: number): Promise<void> {
+    if (this.#freshEpoch === epoch) {
+      // Just formatted: nothing to fetch; completion is still reported so the gather rule holds.
+      const { accepted } = this.#nr.setPlan(epoch, []);
+      if (accepted) this.pump();
+      return;
+    }
     for (let attempt = 0;; attempt++) {
       if (this.#stale(epoch)) return;
       try {
