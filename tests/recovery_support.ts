@@ -22,7 +22,9 @@ import { buildRing } from "../core/placement/ring.ts";
 import { vidOfName, vidToDataOid } from "../core/hash/oid.ts";
 import { Prng } from "../core/recovery/prng.ts";
 import {
+  expandClusterSpec,
   freePort,
+  LOCAL_TEMPLATE,
   runDog,
   runDogOk,
   type SheepProcess,
@@ -158,15 +160,26 @@ export class Slots implements AsyncDisposable {
   readonly #all: SheepProcess[] = [];
   readonly #extra: string[];
 
-  private constructor(tmp: TempDir, extra: string[]) {
+  private constructor(tmp: TempDir, extra: string[], spec: string) {
     this.#tmp = tmp;
     this.root = tmp.path;
-    this.spec = `local:${tmp.path}/cluster`;
+    this.spec = spec;
     this.#extra = extra;
   }
 
-  static async create(n: number, extra: string[] = ["-n"], prefix = "rec"): Promise<Slots> {
-    const s = new Slots(await tempDir(prefix), extra);
+  /**
+   * `n` slots on one cluster: the local driver by default, or `driver`, a `-c` template
+   * expanded by expandClusterSpec ({root}, {id}), e.g. `corosync:{id}`.
+   */
+  static async create(
+    n: number,
+    extra: string[] = ["-n"],
+    prefix = "rec",
+    driver?: string,
+  ): Promise<Slots> {
+    const tmp = await tempDir(prefix);
+    const spec = expandClusterSpec(driver ?? LOCAL_TEMPLATE, tmp.path);
+    const s = new Slots(tmp, extra, spec);
     for (let i = 0; i < n; i++) s.add();
     return s;
   }
