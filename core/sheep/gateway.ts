@@ -19,6 +19,12 @@ import { peerCreate, peerRead, peerRemove, peerWrite } from "./peer_ops.ts";
 
 /** How long the gateway keeps retrying transient failures before giving up (ms). */
 export const GATEWAY_RETRY_DEADLINE_MS = 60_000;
+/**
+ * The retry deadline of the I/O a cluster op's work step does inside the cluster-wide block (ms).
+ * The block holds back membership events, so a replica that died cannot leave and no new epoch can
+ * come while the work waits: it must fail fast instead, release the block, and let the leave in.
+ */
+export const WORK_STEP_RETRY_DEADLINE_MS = 3_000;
 /** Pause between retries of transient failures (ms). */
 const RETRY_PAUSE_MS = 50;
 
@@ -36,10 +42,16 @@ const RETRYABLE = new Set<number>([
 export class Gateway {
   readonly #ctx: SheepContext;
   readonly #random: () => number;
+  readonly #retryDeadlineMs: number;
 
-  constructor(ctx: SheepContext, random: () => number = Math.random) {
+  constructor(
+    ctx: SheepContext,
+    random: () => number = Math.random,
+    retryDeadlineMs: number = GATEWAY_RETRY_DEADLINE_MS,
+  ) {
     this.#ctx = ctx;
     this.#random = random;
+    this.#retryDeadlineMs = retryDeadlineMs;
   }
 
   /** The copy count for `oid`: the request's, else its VDI's, else the cluster default. */
@@ -263,7 +275,7 @@ export class Gateway {
   }
 
   async #retry<T>(what: string, attempt: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + GATEWAY_RETRY_DEADLINE_MS;
+    const deadline = Date.now() + this.#retryDeadlineMs;
     for (let n = 0;; n++) {
       try {
         return await attempt();

@@ -47,7 +47,7 @@ import type { SheepContext } from "./context.ts";
 import type { SheepLog } from "./log.ts";
 import { SheepStats } from "./stats.ts";
 import { VdiRegistry } from "./vdi_registry.ts";
-import { Gateway } from "./gateway.ts";
+import { Gateway, WORK_STEP_RETRY_DEADLINE_MS } from "./gateway.ts";
 import { OP_TABLE } from "./op_table.ts";
 import {
   decodeEpochTime,
@@ -135,6 +135,8 @@ export class Sheep implements SheepContext {
   ring: Ring;
   killed = false;
   readonly gateway: Gateway;
+  /** The gateway of work steps: they run inside the block, so they fail fast (see gateway.ts). */
+  readonly workGateway: Gateway;
   /** Recovery after epoch changes, and the admission of local peer I/O meanwhile. */
   readonly recovery: RecoveryExecutor;
   readonly deps: SheepDeps;
@@ -172,6 +174,7 @@ export class Sheep implements SheepContext {
     this.cinfo = this.#cinfoFromConfig(0, []);
     this.ring = buildRing([]);
     this.gateway = new Gateway(this, deps.random);
+    this.workGateway = new Gateway(this, deps.random, WORK_STEP_RETRY_DEADLINE_MS);
     // Op sequence numbers start at a random point so a restarted sheep's ops are not mistaken for
     // its previous incarnation's in the members' applied sets.
     this.#seq = 1 + Math.floor(deps.random() * 0x7fff0000);
@@ -665,21 +668,21 @@ export class Sheep implements SheepContext {
   ): Promise<Uint8Array | undefined> {
     switch (req.opcode) {
       case Op.NEW_VDI: {
-        const o = await newVdiWork(this, this.gateway, req, data, this.deps.now());
+        const o = await newVdiWork(this, this.workGateway, req, data, this.deps.now());
         rsp.vdi.vdiId = o.vid;
         rsp.vdi.copies = o.copies;
         rsp.vdi.blockSizeShift = o.blockSizeShift;
         return encodeNewVdiOutcome(o);
       }
       case Op.DEL_VDI: {
-        const o = await delVdiWork(this, this.gateway, req, data);
+        const o = await delVdiWork(this, this.workGateway, req, data);
         rsp.vdi.vdiId = o.vid;
         return encodeDelVdiOutcome(o);
       }
       case Op.GET_VDI_INFO:
       case Op.LOCK_VDI: {
         const { name, tag } = parseNameTag(data);
-        const { found, result } = await lookupVdi(this, this.gateway, name, {
+        const { found, result } = await lookupVdi(this, this.workGateway, name, {
           tag,
           snapId: req.vdi.snapid,
         });
@@ -690,7 +693,7 @@ export class Sheep implements SheepContext {
         return undefined;
       }
       case Op.GET_VDI_ATTR: {
-        const r = await vdiAttrWork(this, this.gateway, req, data);
+        const r = await vdiAttrWork(this, this.workGateway, req, data);
         rsp.vdi.vdiId = r.nameVid;
         rsp.vdi.attrId = r.attrId;
         rsp.vdi.copies = r.copies;
