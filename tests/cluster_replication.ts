@@ -48,6 +48,7 @@ import {
   SD_SHEEP_PROTO_VER,
 } from "../core/proto/constants.ts";
 import type { SheepClient } from "../core/net/client.ts";
+import { type RequiredTool, requireTools } from "./harness/tools.ts";
 
 const MIB = 1024 * 1024;
 const OBJ_SIZE = 4 * MIB;
@@ -58,33 +59,7 @@ const WRITTEN = 5 * OBJ_SIZE;
 const TOOL_DEADLINE_MS = 60_000;
 const ROUNDS = 5;
 
-function findExecutable(name: string): string | null {
-  const dirs = [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/sbin", "/sbin", "/usr/bin"];
-  for (const d of dirs) {
-    if (!d) continue;
-    try {
-      const st = Deno.statSync(`${d}/${name}`);
-      if (st.isFile && ((st.mode ?? 0) & 0o111) !== 0) return `${d}/${name}`;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
-
-function requireTools(): void {
-  const tools: [string, string][] = [["tgtd", "tgt"], ["tgtadm", "tgt"], [
-    "qemu-img",
-    "qemu-utils",
-  ]];
-  const missing = tools.filter(([t]) => findExecutable(t) === null);
-  if (missing.length > 0) {
-    assert.fail(
-      `missing ${missing.map(([t]) => t).join(", ")}: install them with 'apt-get install -y ` +
-        `${[...new Set(missing.map(([, p]) => p))].join(" ")}' (.ci/run does this)`,
-    );
-  }
-}
+const TOOLS: RequiredTool[] = [["tgtd", "tgt"], ["tgtadm", "tgt"], ["qemu-img", "qemu-utils"]];
 
 function assertSame(got: Uint8Array, want: Uint8Array, what: string): void {
   const d = firstDiff(got, want);
@@ -216,7 +191,7 @@ export async function replicationCase(
   t: Deno.TestContext,
   driver = defaultClusterTemplate(),
 ): Promise<void> {
-  requireTools();
+  requireTools(TOOLS);
   const t0 = Date.now();
   // tgt keeps only four digits of a tcp: port.
   const ports = [0, 1, 2].map(() => freePortBelow(10_000));

@@ -27,6 +27,7 @@ import {
 } from "./harness/mod.ts";
 import { RawNbdClient } from "../core/nbd/testdata/raw_nbd_client.ts";
 import { Cmd, Errno, Opt, Rep, TxFlag } from "../core/nbd/protocol.ts";
+import { requireTools } from "./harness/tools.ts";
 
 const MiB = 1024 * 1024;
 const VDI_SIZE = 128 * MiB;
@@ -40,30 +41,6 @@ const TOOLS: [string, string][] = [
   ["nbdinfo", "libnbd-bin"],
   ["nbdcopy", "libnbd-bin"],
 ];
-
-function findExecutable(name: string): string | null {
-  for (const d of [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/bin", "/usr/sbin"]) {
-    if (!d) continue;
-    try {
-      const st = Deno.statSync(`${d}/${name}`);
-      if (st.isFile && ((st.mode ?? 0) & 0o111) !== 0) return `${d}/${name}`;
-    } catch {
-      // not in this directory
-    }
-  }
-  return null;
-}
-
-function requireTools(): void {
-  const missing = TOOLS.filter(([t]) => findExecutable(t) === null);
-  if (missing.length > 0) {
-    const pkgs = [...new Set(missing.map(([, p]) => p))].join(" ");
-    assert.fail(
-      `missing ${missing.map(([t]) => t).join(", ")}: install them with ` +
-        `'apt-get install -y ${pkgs}' (.ci/run does this)`,
-    );
-  }
-}
 
 function randomBytes(n: number): Uint8Array {
   const b = new Uint8Array(n);
@@ -123,7 +100,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    requireTools();
+    requireTools(TOOLS);
     await using tmp = await tempDir("nbd");
     const nbdPort = freePort();
     const sheep = startSheep({
@@ -275,7 +252,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    requireTools();
+    requireTools(TOOLS);
     const nbdPort = freePort();
     await using cluster = await startCluster(2, {
       copies: 2,
@@ -337,9 +314,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    requireTools();
-    const missing = ["nbdfuse", "fio", "fusermount3"].filter((t) => findExecutable(t) === null);
-    assert.deepEqual(missing, [], "install libnbd-bin, fio and fuse3 (.ci/run does this)");
+    requireTools(TOOLS);
+    requireTools([["nbdfuse", "libnbd-bin"], ["fio", "fio"], ["fusermount3", "fuse3"]]);
     await using tmp = await tempDir("nbdfuse");
     const nbdPort = freePort();
     const sheep = startSheep({

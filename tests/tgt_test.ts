@@ -27,6 +27,7 @@ import {
 } from "./harness/mod.ts";
 import { SheepClient } from "../core/net/client.ts";
 import { SdReq } from "../core/proto/header.ts";
+import { requireTools } from "./harness/tools.ts";
 
 const PUBLIC_VER = 0x02;
 const SHEEP_VER = 0x0a;
@@ -46,31 +47,6 @@ const TOOLS: [string, string][] = [
   ["qemu-img", "qemu-utils"],
   ["iscsi-readcapacity16", "libiscsi-bin"],
 ];
-
-function findExecutable(name: string): string | null {
-  const dirs = [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/sbin", "/sbin", "/usr/bin"];
-  for (const d of dirs) {
-    if (!d) continue;
-    try {
-      const st = Deno.statSync(`${d}/${name}`);
-      if (st.isFile && ((st.mode ?? 0) & 0o111) !== 0) return `${d}/${name}`;
-    } catch {
-      // not in this directory
-    }
-  }
-  return null;
-}
-
-function requireTools(): void {
-  const missing = TOOLS.filter(([t]) => findExecutable(t) === null);
-  if (missing.length > 0) {
-    const pkgs = [...new Set(missing.map(([, p]) => p))].join(" ");
-    assert.fail(
-      `missing ${missing.map(([t]) => t).join(", ")}: install them with ` +
-        `'apt-get install -y ${pkgs}' (.ci/run does this)`,
-    );
-  }
-}
 
 function hex(n: number): string {
   return `0x${n.toString(16).padStart(2, "0")}`;
@@ -187,7 +163,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    requireTools();
+    requireTools(TOOLS);
     await using tmp = await tempDir("tgt");
     // tgt keeps only four digits of a tcp: port.
     const port = freePortBelow(10_000);

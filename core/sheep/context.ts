@@ -37,8 +37,6 @@ export interface SheepContext {
   readonly peers: PeerPool;
   readonly log: SheepLog;
   readonly stats: SheepStats;
-  /** `--nosync`: writes are not made durable before they are acknowledged. */
-  readonly nosync: boolean;
   /** Current cluster state (status, epoch, ctime, copies, nodes of the current epoch). */
   cinfo: ClusterInfo;
   /** Current members as the cluster driver reports them. */

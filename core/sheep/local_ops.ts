@@ -107,26 +107,8 @@ export async function handleLocalOp(
     case Op.GET_HASH:
       rsp.hash.digest = await s.recovery.serveHash(req);
       return undefined;
-    case Op.STAT: {
-      const v = s.stats;
-      return encodeStat({
-        gwayActiveNr: BigInt(v.gwayActive),
-        peerActiveNr: BigInt(v.peerActive),
-        gwayTotalNr: BigInt(v.gwayTotal),
-        peerTotalNr: BigInt(v.peerTotal),
-        gwayTotalRx: BigInt(v.gwayRx),
-        gwayTotalTx: BigInt(v.gwayTx),
-        peerTotalRx: BigInt(v.peerRx),
-        peerTotalTx: BigInt(v.peerTx),
-        gwayTotalRemoveNr: BigInt(v.gwayRemove),
-        gwayTotalReadNr: BigInt(v.gwayRead),
-        gwayTotalWriteNr: BigInt(v.gwayWrite),
-        gwayTotalFlushNr: BigInt(v.gwayFlush),
-        peerTotalRemoveNr: BigInt(v.peerRemove),
-        peerTotalReadNr: BigInt(v.peerRead),
-        peerTotalWriteNr: BigInt(v.peerWrite),
-      });
-    }
+    case Op.STAT:
+      return encodeStat(s.stats.toSdStat());
     case Op.GET_LOGLEVEL: {
       const out = new Uint8Array(4);
       new DataView(out.buffer).setInt32(0, s.log.level, true);

@@ -117,7 +117,6 @@ export interface SheepIdentity {
 
 interface PendingOp {
   resolve(r: { rsp: SdRsp; data?: Uint8Array; members: SdNode[] }): void;
-  data?: Uint8Array;
 }
 
 /** One sheep. */
@@ -129,7 +128,6 @@ export class Sheep implements SheepContext {
   readonly peers = new PeerPool();
   readonly log: SheepLog;
   readonly stats = new SheepStats();
-  readonly nosync: boolean;
   cinfo: ClusterInfo;
   members: SdNode[] = [];
   ring: Ring;
@@ -158,7 +156,6 @@ export class Sheep implements SheepContext {
     this.deps = deps;
     this.store = deps.store;
     this.log = deps.log;
-    this.nosync = identity.nosync;
     this.config = {
       ctime: 0n,
       // v1.0 sets the vnode strategy at start: auto unless -V; dog format checks it.
@@ -781,16 +778,6 @@ export class Sheep implements SheepContext {
     }
     await this.deps.driver.close();
     await this.store.close();
-  }
-
-  /** The config as last written. */
-  get currentConfig(): SheepConfig {
-    return this.config;
-  }
-
-  /** True when the cluster uses fixed vnodes. */
-  get fixedVnodes(): boolean {
-    return (this.cinfo.flags & ClusterFlag.AUTO_VNODES) === 0;
   }
 }
 

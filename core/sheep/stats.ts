@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { SdStat } from "../proto/stat.ts";
+
 /** Mutable counters; the STAT op encodes them as 15 u64. */
 export class SheepStats {
   gwayActive = 0;
@@ -22,24 +24,24 @@ export class SheepStats {
   peerRead = 0;
   peerWrite = 0;
 
-  /** The counters in sd_stat order. */
-  values(): bigint[] {
-    return [
-      this.gwayActive,
-      this.peerActive,
-      this.gwayTotal,
-      this.peerTotal,
-      this.gwayRx,
-      this.gwayTx,
-      this.peerRx,
-      this.peerTx,
-      this.gwayRemove,
-      this.gwayRead,
-      this.gwayWrite,
-      this.gwayFlush,
-      this.peerRemove,
-      this.peerRead,
-      this.peerWrite,
-    ].map((n) => BigInt(n));
+  /** The counters as the STAT op's sd_stat. */
+  toSdStat(): SdStat {
+    return {
+      gwayActiveNr: BigInt(this.gwayActive),
+      peerActiveNr: BigInt(this.peerActive),
+      gwayTotalNr: BigInt(this.gwayTotal),
+      peerTotalNr: BigInt(this.peerTotal),
+      gwayTotalRx: BigInt(this.gwayRx),
+      gwayTotalTx: BigInt(this.gwayTx),
+      peerTotalRx: BigInt(this.peerRx),
+      peerTotalTx: BigInt(this.peerTx),
+      gwayTotalRemoveNr: BigInt(this.gwayRemove),
+      gwayTotalReadNr: BigInt(this.gwayRead),
+      gwayTotalWriteNr: BigInt(this.gwayWrite),
+      gwayTotalFlushNr: BigInt(this.gwayFlush),
+      peerTotalRemoveNr: BigInt(this.peerRemove),
+      peerTotalReadNr: BigInt(this.peerRead),
+      peerTotalWriteNr: BigInt(this.peerWrite),
+    };
   }
 }

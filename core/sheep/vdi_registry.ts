@@ -88,12 +88,6 @@ export class VdiRegistry {
     this.deleted.clear(vid);
   }
 
-  /** True when some VDI names `vid` as its parent (it has snapshots or clones sharing data). */
-  hasChildren(vid: number): boolean {
-    for (const v of this.#infos.values()) if (v.parentVid === vid && !v.deleted) return true;
-    return false;
-  }
-
   /** GET_VDI_COPIES payload: one 1428-byte vdi_state per VDI. */
   encode(): Uint8Array {
     const list = this.all();
