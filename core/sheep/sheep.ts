@@ -33,6 +33,7 @@ import {
   nodeAddrString,
   sameNode,
   type SdNode,
+  sortNodes,
 } from "../proto/node.ts";
 import { AppliedOps } from "./applied_ops.ts";
 import { isVdiObj, oidToVid } from "../hash/oid.ts";
@@ -326,9 +327,9 @@ export class Sheep implements SheepContext {
     if (newEpoch && this.#isMaster()) this.#announceEpochTime(cinfo.epoch);
   }
 
+  /** The first member in v1.0's node order announces epoch times (any fixed choice would do). */
   #isMaster(): boolean {
-    const first =
-      [...this.members].sort((a, b) => nodeAddrString(a) < nodeAddrString(b) ? -1 : 1)[0];
+    const first = sortNodes(this.members)[0];
     return first !== undefined && sameNode(first, this.self);
   }
 
