@@ -14,7 +14,12 @@
  *   send) and queues the onLeave, so it is delivered in log order. LEAVE of a pending joiner
  *   withdraws its join. Duplicate LEAVEs are ignored, so any number of watchers may post them.
  * - BLOCK(id) stalls delivery when it reaches the head: the sender holds the exclusive section
- *   until its UNBLOCK (whose message, if any, is delivered as a notify) or its death.
+ *   until its UNBLOCK (whose message, if any, is delivered as a notify) or its death. Leaves are
+ *   the one exception: a leave queued behind a held block is delivered at once (every member
+ *   reads the same log, so they all move it forward alike). The holder's work may need the new
+ *   epoch: a replica that died must leave before the work's I/O can go to its successors, and a
+ *   block that held the leave back would make that work fail instead (issue: cluster ops failing
+ *   with a network error while a node dies).
  * - NOTIFY and UPDATE_NODE are queued and delivered in order; events from senders that are not
  *   live members when read are dropped.
  * - If a join stalls while every member is dead, their leaves are delivered at once so that the
@@ -298,15 +303,12 @@ export class EventLog {
             this.#grantedSeq = seq;
             this.#out.push({ type: "block_granted" });
           }
+          this.#deliverLeavesPastBlock();
           return;
         }
         case "leave": {
           this.#queue.shift();
-          const i = this.#members.findIndex((m) => m.id === ev.id);
-          if (i < 0) continue;
-          const [left] = this.#members.splice(i, 1);
-          this.#dead.delete(ev.id);
-          this.#deliver({ type: "leave", left: left.node, members: this.#nodes() }, left.id);
+          this.#deliverLeave(ev.id);
           continue;
         }
         case "notify": {
@@ -325,6 +327,27 @@ export class EventLog {
         }
       }
     }
+  }
+
+  /** Delivers the leaves queued behind the held block at the head, in log order. */
+  #deliverLeavesPastBlock(): void {
+    for (let i = 1; i < this.#queue.length;) {
+      const ev = this.#queue[i].ev;
+      if (ev.type !== "leave") {
+        i++;
+        continue;
+      }
+      this.#queue.splice(i, 1);
+      this.#deliverLeave(ev.id);
+    }
+  }
+
+  #deliverLeave(id: MemberId): void {
+    const i = this.#members.findIndex((m) => m.id === id);
+    if (i < 0) return;
+    const [left] = this.#members.splice(i, 1);
+    this.#dead.delete(id);
+    this.#deliver({ type: "leave", left: left.node, members: this.#nodes() }, left.id);
   }
 
   /** Delivers the leaves of every member (all dead) so that a stalled joiner can be accepted. */

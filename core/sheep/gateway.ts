@@ -21,10 +21,13 @@ import { peerCreate, peerRead, peerRemove, peerWrite } from "./peer_ops.ts";
 export const GATEWAY_RETRY_DEADLINE_MS = 60_000;
 /**
  * The retry deadline of the I/O a cluster op's work step does inside the cluster-wide block (ms).
- * The block holds back membership events, so a replica that died cannot leave and no new epoch can
- * come while the work waits: it must fail fast instead, release the block, and let the leave in.
+ * Leaves pass a held block (core/cluster/event_log.ts), so a replica that dies during the work
+ * leaves, the new epoch comes, and the retries reach its successors. Joins stay held back, and
+ * the block holds every other cluster op: the work must still end, within a bound that covers
+ * the drivers' failure detection (the local driver ~0.5 s, corosync's token timeout, a ZooKeeper
+ * session timeout), rather than the client's full minute.
  */
-export const WORK_STEP_RETRY_DEADLINE_MS = 3_000;
+export const WORK_STEP_RETRY_DEADLINE_MS = 20_000;
 /** Pause between retries of transient failures (ms). */
 const RETRY_PAUSE_MS = 50;
 
