@@ -14,7 +14,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type Cluster, startCluster } from "./harness/mod.ts";
+import { type DogResult, startCluster } from "./harness/mod.ts";
 import { connectSheep, firstDiff, objectFiles } from "./harness/proto.ts";
 import { Prng } from "../core/recovery/prng.ts";
 import { VdiVolume } from "../core/vdi_client/volume.ts";
@@ -50,20 +50,45 @@ export function pickSeed(what: string): number {
   return seed;
 }
 
-async function dogOk(cl: Cluster, args: string[], node = 0): Promise<string> {
-  const r = await cl.dog(args, { node });
+/**
+ * The sheep the workload runs on: a fresh startCluster cluster by default, or restartable slots
+ * (tests/snapshot_model_kill_test.ts). `live()` lists the nodes requests may go through now.
+ */
+export interface ModelEnv {
+  readonly ports: readonly number[];
+  /** Store directories, one per node. */
+  readonly dirs: readonly string[];
+  dog(args: string[], node: number): Promise<DogResult>;
+  live(): number[];
+}
+
+/** Optional hooks of the workload (e.g. kill and restart a sheep at some step). */
+export interface ModelHooks {
+  /** Awaited before step `step` of the workload (0 to STEPS-1), then once with STEPS. */
+  beforeStep?: (step: number) => Promise<void>;
+  /** Verify through every live node at the end of the workload (default: random nodes). */
+  verifyEveryNode?: boolean;
+}
+
+async function dogOk(cl: ModelEnv, args: string[], node = 0): Promise<string> {
+  const r = await cl.dog(args, node);
   if (!r.success) {
     throw new Error(`dog ${args.join(" ")} exited ${r.code}: ${r.stderrText}${r.stdoutText}`);
   }
   return r.stdoutText;
 }
 
+/** The stores: of a ModelEnv, or of a startCluster cluster. */
+type Stores = { readonly dirs: readonly string[] } | { readonly sheep: readonly { dir: string }[] };
+const storeDirs = (cl: Stores): readonly string[] =>
+  "dirs" in cl ? cl.dirs : cl.sheep.map((s) => s.dir);
+
 /** Checks that every sheep's store holds no data, VM state or ledger object. */
-export function assertNoDataLeft(cl: Cluster, what: string): { inodes: Set<number> } {
+export function assertNoDataLeft(cl: Stores, what: string): { inodes: Set<number> } {
   const inodes = new Set<number>();
   const left: string[] = [];
-  cl.sheep.forEach((s, i) => {
-    for (const name of objectFiles(s.dir)) {
+  storeDirs(cl).forEach((dir, i) => {
+    for (const name of objectFiles(dir)) {
       const oid = parseOid(name);
       if (isDataObj(oid) || isLedgerObj(oid) || isVmstateObj(oid)) left.push(`sheep${i}:${name}`);
       if (isVdiObj(oid)) inodes.add(oidToVid(oid));
@@ -74,12 +99,12 @@ export function assertNoDataLeft(cl: Cluster, what: string): { inodes: Set<numbe
 }
 
 /** Checks that every inode file left is the header alone (name and size cleared, no index). */
-export async function assertInodesEmptied(cl: Cluster): Promise<void> {
-  for (const s of cl.sheep) {
-    for (const name of objectFiles(s.dir)) {
+export async function assertInodesEmptied(cl: Stores): Promise<void> {
+  for (const dir of storeDirs(cl)) {
+    for (const name of objectFiles(dir)) {
       const oid = parseOid(name);
       if (!isVdiObj(oid)) continue;
-      const f = await Deno.open(`${s.dir}/obj/${name}`);
+      const f = await Deno.open(`${dir}/obj/${name}`);
       try {
         const st = await f.stat();
         assert.equal(st.size, SD_INODE_SIZE, `inode ${name} size`);
@@ -105,36 +130,64 @@ export async function assertInodesEmptied(cl: Cluster): Promise<void> {
 
 /** Runs the model workload on a fresh 3-sheep cluster with `copies`. */
 export async function runSnapshotModel(copies: number, seed: number): Promise<void> {
-  const rng = new Prng(seed);
   await using cl = await startCluster(3, { copies, extraArgs: ["-n"] });
-  const clients: SheepClient[] = await Promise.all(cl.ports.map((p) => connectSheep(p)));
+  await runModelWorkload(
+    {
+      ports: cl.ports,
+      dirs: cl.sheep.map((s) => s.dir),
+      dog: (args, node) => cl.dog(args, { node }),
+      live: () => [0, 1, 2],
+    },
+    copies,
+    seed,
+  );
+}
+
+/** Runs the model workload on the formatted cluster of `cl`. */
+export async function runModelWorkload(
+  cl: ModelEnv,
+  copies: number,
+  seed: number,
+  hooks: ModelHooks = {},
+): Promise<void> {
+  const rng = new Prng(seed);
+  // One connection per node, made again after the node was killed and restarted.
+  const clients: (SheepClient | null)[] = cl.ports.map(() => null);
+  const client = async (i: number): Promise<SheepClient> => {
+    let c = clients[i];
+    if (!c || c.closed) c = clients[i] = await connectSheep(cl.ports[i]);
+    return c;
+  };
   try {
     const working = new Map<string, Member>(); // by name
     const snapshots: Member[] = [];
     let tags = 0;
     let clones = 0;
     const done = { writes: 0, snapshots: 0, clones: 0, rollbacks: 0, deletes: 0, verified: 0 };
-    const via = () => rng.int(3);
+    const via = () => rng.pick(cl.live());
 
-    const open = (m: Member) => {
-      const c = clients[via()];
+    const open = async (m: Member, node = via()) => {
+      const c = await client(node);
       return VdiVolume.open(
         (req, data) => c.request(req, data),
         m.name,
         { id: 0, tag: m.tag },
       );
     };
-    const verify = async (when: string) => {
+    const verify = async (when: string, everyNode = false) => {
       for (const m of [...working.values(), ...snapshots]) {
-        const v = await open(m);
-        const got = await v.read(0, VDI_SIZE);
-        const d = firstDiff(got, m.bytes);
-        done.verified++;
-        assert.equal(
-          d,
-          -1,
-          `seed ${seed}, ${when}: ${m.name}${m.tag ? `:${m.tag}` : ""} differs at byte ${d}`,
-        );
+        for (const node of everyNode ? cl.live() : [via()]) {
+          const v = await open(m, node);
+          const got = await v.read(0, VDI_SIZE);
+          const d = firstDiff(got, m.bytes);
+          done.verified++;
+          assert.equal(
+            d,
+            -1,
+            `seed ${seed}, ${when}: ${m.name}${m.tag ? `:${m.tag}` : ""} differs at byte ${d}` +
+              ` (read through node ${node})`,
+          );
+        }
       }
     };
     const write = async (m: Member) => {
@@ -156,6 +209,7 @@ export async function runSnapshotModel(copies: number, seed: number): Promise<vo
 
     const STEPS = 40;
     for (let step = 0; step < STEPS; step++) {
+      await hooks.beforeStep?.(step);
       const names = [...working.keys()];
       const r = rng.float();
       if (r < 0.35 && names.length > 0) {
@@ -194,7 +248,8 @@ export async function runSnapshotModel(copies: number, seed: number): Promise<vo
       }
       if (step % 9 === 8) await verify(`step ${step}`);
     }
-    await verify("end of the workload");
+    await hooks.beforeStep?.(STEPS);
+    await verify("end of the workload", hooks.verifyEveryNode);
 
     // The list shows every member with v1.0's flags.
     const list = await dogOk(cl, ["vdi", "list", "-r"]);
@@ -230,6 +285,6 @@ export async function runSnapshotModel(copies: number, seed: number): Promise<vo
     assert.ok(inodes.size >= 1, "the inodes of deleted VDIs stay");
     await assertInodesEmptied(cl);
   } finally {
-    for (const c of clients) c.close();
+    for (const c of clients) c?.close();
   }
 }

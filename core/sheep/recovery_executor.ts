@@ -69,6 +69,7 @@ import {
 } from "../recovery/progress.ts";
 import { encodeOpMessage } from "./cluster_msg.ts";
 import type { Sheep } from "./sheep.ts";
+import { isReclaimable, isStillReferenced } from "./reclaimed_check.ts";
 
 /** Objects fetched at the same time. */
 export const RECOVERY_MAX_IN_FLIGHT = 4;
@@ -138,6 +139,8 @@ export class RecoveryExecutor {
   readonly #inflight = new Map<number, number>();
   #drainWaiters: (() => void)[] = [];
   #timer: ReturnType<typeof setTimeout> | null = null;
+  /** Objects of the running fetches found reclaimed (core/sheep/reclaimed_check.ts). */
+  readonly #reclaimed = new Set<bigint>();
   #pumping = false;
   #closed = false;
   /** MAKE_FS is being applied (see onFormat). */
@@ -547,7 +550,7 @@ export class RecoveryExecutor {
       }
     };
     run().then((outcome) => {
-      if (outcome === "absent" && f) {
+      if (outcome === "absent" && f && !this.#reclaimed.delete(oid)) {
         this.#counters.absent++;
         this.#s.log.warn("recovery: no copy of an object found", {
           oid: oidToString(oid),
@@ -564,8 +567,24 @@ export class RecoveryExecutor {
   async #fetch(epoch: number, f: Fetch): Promise<Outcome> {
     const store = this.#s.store;
     if (await store.exists(f.oid)) return "recovered";
+    // Whether a newer source answered NO_OBJ: the older copies may be of a reclaimed object.
+    let missed = false;
+    let checked = false;
     for (const src of f.sources) {
       if (this.#stale(epoch)) return "retry";
+      if (missed && !checked && isReclaimable(f.oid)) {
+        checked = true;
+        if (!(await isStillReferenced(f.oid, this.#s.gateway, this.#s.vdis))) {
+          this.#reclaimed.add(f.oid);
+          this.#s.log.info("recovery: not bringing back a reclaimed object", {
+            oid: oidToString(f.oid),
+            epoch,
+          });
+          return "absent";
+        }
+        if (this.#stale(epoch)) return "retry";
+      }
+      missed = true;
       if (src.kind === "local") {
         if (await this.#restore(f.oid, src.epoch)) return "recovered";
         continue;
