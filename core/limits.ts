@@ -51,6 +51,20 @@ export const NBD_MAX_CONNECTIONS = 1024;
 /** How long an NBD client may take from connecting to the end of its handshake (ms). */
 export const NBD_HANDSHAKE_TIMEOUT_MS = 30_000;
 
+/**
+ * Avoid-diskfull (`dog cluster format -F`): the space a node keeps free after a recovery, at
+ * least this many bytes (two default data objects: room for the writes in flight, epoch files and
+ * the log while the recovery runs)…
+ */
+export const DISKFULL_RESERVE_MIN_BYTES = 8 * 1024 * 1024;
+/** …and at least this fraction of the node's capacity, in per mille. */
+export const DISKFULL_RESERVE_PERMILLE = 20;
+/**
+ * Delay before a recovery fetch that found the disk full (NO_SPACE) is tried again (ms): longer
+ * than a transient failure's, since space comes back only when an operator frees or adds some.
+ */
+export const RECOVERY_NO_SPACE_RETRY_MS = 5_000;
+
 /** Asserts the relations between limits. */
 export function checkLimits(): void {
   assert(MAX_REQUEST_DATA >= MAX_OBJECT_SIZE, "a request must hold a whole inode");
@@ -60,4 +74,8 @@ export function checkLimits(): void {
   assert(MAX_EVENT_SIZE <= MAX_REQUEST_DATA, "an event fits in a request");
   assert(MIN_BLOCK_SIZE_SHIFT <= 22 && 22 <= MAX_BLOCK_SIZE_SHIFT, "default shift in range");
   assert(NBD_MAX_INFLIGHT_BYTES >= NBD_MAX_PAYLOAD, "one NBD request of the largest size fits");
+  assert(
+    DISKFULL_RESERVE_MIN_BYTES >= 1 << 22 && DISKFULL_RESERVE_PERMILLE < 1000,
+    "the avoid-diskfull reserve holds a default object and leaves room",
+  );
 }

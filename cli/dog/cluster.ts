@@ -20,6 +20,7 @@ import {
 import { decodeClusterInfo } from "../../core/proto/cluster_info.ts";
 import { decodeEpochLogRecord, epochLogRecordSize } from "../../core/proto/epoch_log.ts";
 import { addrToString } from "../../core/proto/node.ts";
+import { type DegradedNode, DegradedReason } from "../../core/proto/degraded.ts";
 import { MAX_REQUEST_DATA } from "../../core/limits.ts";
 import type { Reply } from "../../core/net/client.ts";
 import type { CommandContext, CommandGroup, OptionSpec } from "./command_spec.ts";
@@ -31,7 +32,7 @@ import { dogReq } from "./session.ts";
 import { sendLightReq } from "./light_request.ts";
 import { sdTimeOf, sdTimeSeconds } from "./time_format.ts";
 import { readVdiBitmap, setBits } from "./vdi_access.ts";
-import { clusterCheckCommand, clusterRecoverCommand } from "./recovery_cmds.ts";
+import { clusterCheckCommand, clusterRecoverCommand, statDegraded } from "./recovery_cmds.ts";
 
 const CLUSTER_OPTIONS: readonly OptionSpec[] = [
   { short: "b", long: "store", hasArg: true, desc: "specify backend store" },
@@ -98,11 +99,22 @@ async function statCluster(ctx: CommandContext): Promise<{ result: number; logs:
 }
 
 /** `cluster info` as JSON. */
-function clusterInfoJson(result: number, logs: readonly EpochView[]): string {
+function clusterInfoJson(
+  result: number,
+  logs: readonly EpochView[],
+  degraded: readonly DegradedNode[],
+): string {
   const first = logs[0];
   const flags = first?.flags ?? 0;
   return JSON.stringify({
     status: result === Res.SUCCESS ? "running" : resultText(result),
+    degraded: degraded.map((d) => ({
+      host: addrToString(d.node.nid.addr),
+      port: d.node.nid.port,
+      reason: d.reason === DegradedReason.NOT_STARTED ? "recovery not started" : "out of space",
+      neededBytes: d.needed,
+      freeBytes: d.free,
+    })),
     autoRecovery: first === undefined ? null : !first.disableRecovery,
     store: first?.drvName ?? null,
     redundancy: first === undefined ? null : redundancyScheme(first.nrCopies, first.copyPolicy),
@@ -126,8 +138,13 @@ function clusterInfoJson(result: number, logs: readonly EpochView[]): string {
 
 async function clusterInfo(ctx: CommandContext): Promise<number> {
   const { result, logs } = await statCluster(ctx);
-  if (ctx.json) await ctx.out.print(clusterInfoJson(result, logs));
-  else await ctx.out.print(clusterInfoText(result, logs, { raw: ctx.raw, verbose: ctx.verbose }));
+  const degraded = result === Res.SUCCESS ? await statDegraded(ctx) : [];
+  if (ctx.json) await ctx.out.print(clusterInfoJson(result, logs, degraded));
+  else {
+    await ctx.out.print(
+      clusterInfoText(result, logs, { raw: ctx.raw, verbose: ctx.verbose, degraded }),
+    );
+  }
   return Exit.SUCCESS;
 }
 

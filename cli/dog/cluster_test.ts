@@ -3,6 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { ClusterFlag, Op, Res } from "../../core/proto/constants.ts";
+import { DegradedReason } from "../../core/proto/degraded.ts";
 import { FORMAT_NOT_EMPTY } from "./confirm.ts";
 import { runDogCaptured, startFake, TRANSCRIPT_SECONDS } from "./test_harness.ts";
 
@@ -198,6 +199,44 @@ Deno.test("cluster shutdown reports a refused request and exits 1", async () => 
     const run = await runDogCaptured(["cluster", "shutdown"], { fake });
     assert.equal(run.stderr, "Response's result: Invalid parameters\nFailed to execute request\n");
     assert.equal(run.code, 1);
+  } finally {
+    await fake.stop();
+  }
+});
+
+Deno.test("cluster format -F sets AVOID_DISKFULL; cluster info reports a degraded cluster", async () => {
+  const fake = startFake(3);
+  try {
+    await runDogCaptured(["cluster", "format", "-c", "2", "-F"], { fake });
+    assert.equal(fake.flags & ClusterFlag.AVOID_DISKFULL, ClusterFlag.AVOID_DISKFULL);
+    // A sheep without STAT_DEGRADED (v1.0) answers INVALID_PARMS: v1.0's status line.
+    let run = await runDogCaptured(["cluster", "info", "-r"], { fake });
+    assert.match(run.stdout, /^running, auto-recovery enabled\n/);
+    fake.degraded = [];
+    run = await runDogCaptured(["cluster", "info"], { fake });
+    assert.match(run.stdout, /^Cluster status: running, auto-recovery enabled\n/);
+    fake.degraded = [{
+      node: fake.nodes[1],
+      reason: DegradedReason.NOT_STARTED,
+      needed: 48 << 20,
+      free: 20 << 20,
+    }];
+    run = await runDogCaptured(["cluster", "info"], { fake });
+    assert.equal(
+      run.stdout.split("\n")[0],
+      "Cluster status: running, degraded (recovery not started: node 127.0.0.1:7001 would be out of space)",
+    );
+    assert.equal(run.code, 0);
+    run = await runDogCaptured(["cluster", "info", "-r"], { fake });
+    assert.match(run.stdout, /^running, degraded \(recovery not started: node 127\.0\.0\.1:7001 /);
+    const json = JSON.parse((await runDogCaptured(["cluster", "info", "--json"], { fake })).stdout);
+    assert.deepEqual(json.degraded, [{
+      host: "127.0.0.1",
+      port: 7001,
+      reason: "recovery not started",
+      neededBytes: 48 << 20,
+      freeBytes: 20 << 20,
+    }]);
   } finally {
     await fake.stop();
   }

@@ -13,6 +13,8 @@ import {
   ClusterFlag,
   ClusterStatus,
   Flag,
+  LockState,
+  LockType,
   Op,
   Res,
   SD_ATTR_OBJ_SIZE,
@@ -21,12 +23,15 @@ import {
   SD_NR_VDIS,
   SD_REQ_SIZE,
   SD_VDI_BITMAP_SIZE,
+  SD_VDI_STATE_SIZE,
 } from "../../core/proto/constants.ts";
+import { encodeVdiState } from "../../core/proto/vdi_state.ts";
 import { SdReq, SdRsp } from "../../core/proto/header.ts";
 import { encodeNodes, makeNode, type SdNode } from "../../core/proto/node.ts";
 import { decodeFixedString } from "../../core/proto/strings.ts";
 import { decodeInodeHeader, encodeInodeHeader, type InodeHeader } from "../../core/proto/inode.ts";
 import { encodeClusterInfo } from "../../core/proto/cluster_info.ts";
+import { type DegradedNode, encodeDegradedNodes } from "../../core/proto/degraded.ts";
 import { encodeEpochLogRecord, epochLogRecordSize } from "../../core/proto/epoch_log.ts";
 import { decodeVdiAttr } from "../../core/proto/vdi_attr.ts";
 import { attrId, vidOfName, vidToAttrOid, vidToVdiOid } from "../../core/hash/oid.ts";
@@ -76,6 +81,13 @@ export class FakeCluster {
   readonly deleted = new Set<number>();
   readonly objects = new Map<bigint, Uint8Array>();
   readonly holders = new Map<bigint, Set<number>>();
+  /**
+   * STAT_DEGRADED's answer: null for a sheep that does not know the op (v1.0: INVALID_PARMS),
+   * else the members whose recovery does not go on.
+   */
+  degraded: DegradedNode[] | null = null;
+  /** VDI locks (USE_LOCK clusters): the lock state and the member indexes holding it. */
+  readonly locks = new Map<number, { state: number; holders: number[] }>();
   /** Opcodes answered with this result instead of being handled. */
   readonly failures = new Map<number, number>();
   readonly #listeners: Deno.Listener[] = [];
@@ -247,6 +259,12 @@ export class FakeCluster {
         };
       case Op.STAT_CLUSTER:
         return this.#statCluster(req);
+      case Op.STAT_DEGRADED:
+        if (this.degraded === null) return { result: Res.INVALID_PARMS };
+        return {
+          result: Res.SUCCESS,
+          data: encodeDegradedNodes(this.degraded, req.dataLength),
+        };
       case Op.MAKE_FS:
         this.formatted = true;
         this.ctime = req.cluster.ctime;
@@ -320,6 +338,12 @@ export class FakeCluster {
       }
       case Op.GET_VDI_ATTR:
         return this.#vdiAttr(req, data);
+      case Op.LOCK_VDI:
+        return this.#lockVdi(node, req, data);
+      case Op.RELEASE_VDI:
+        return this.#releaseVdi(node, req, data);
+      case Op.GET_VDI_COPIES:
+        return { result: Res.SUCCESS, data: this.#vdiStates() };
       case Op.READ_OBJ: {
         if (!this.objects.has(req.obj.oid)) return { result: Res.NO_OBJ };
         return {
@@ -452,6 +476,75 @@ export class FakeCluster {
         rsp.vdi.copies = h.nrCopies;
       },
     };
+  }
+
+  /** As our sheep: a normal lock is exclusive, a shared one collects members. */
+  #lockVdi(node: number, req: SdReq, data: Uint8Array): FakeReply {
+    const { result, vid } = this.#lookup(
+      decodeFixedString(data, 0, SD_MAX_VDI_LEN),
+      data.length > SD_MAX_VDI_LEN ? decodeFixedString(data, 256, SD_MAX_VDI_LEN) : "",
+      req.vdi.snapid,
+    );
+    if (result !== Res.SUCCESS) return { result };
+    const fill = (rsp: SdRsp) => rsp.vdi.vdiId = vid;
+    if (!(this.flags & ClusterFlag.USE_LOCK)) return { result, fill };
+    const have = this.locks.get(vid);
+    if (req.vdi.type === LockType.SHARED) {
+      if (have?.state === LockState.LOCKED) return { result: Res.VDI_LOCKED };
+      const holders = have?.holders ?? [];
+      if (!holders.includes(node)) holders.push(node);
+      this.locks.set(vid, { state: LockState.SHARED, holders });
+      return { result, fill };
+    }
+    if (have) return { result: Res.VDI_LOCKED };
+    this.locks.set(vid, { state: LockState.LOCKED, holders: [node] });
+    return { result, fill };
+  }
+
+  /** As our sheep: a release without a payload is forced; otherwise only the holder's goes. */
+  #releaseVdi(node: number, req: SdReq, data: Uint8Array): FakeReply {
+    if (!(this.flags & ClusterFlag.USE_LOCK)) return { result: Res.SUCCESS };
+    const vid = req.vdi.baseVdiId;
+    const have = this.locks.get(vid);
+    if (!have) return { result: Res.VDI_NOT_LOCKED };
+    if (data.length === 0 && req.vdi.type === LockType.NORMAL) {
+      this.locks.delete(vid);
+      return { result: Res.SUCCESS };
+    }
+    if (!have.holders.includes(node)) return { result: Res.VDI_NOT_LOCKED };
+    have.holders = have.holders.filter((h) => h !== node);
+    if (have.holders.length === 0) this.locks.delete(vid);
+    return { result: Res.SUCCESS };
+  }
+
+  /** GET_VDI_COPIES: one vdi_state per VDI in use. */
+  #vdiStates(): Uint8Array {
+    const vids = [...this.inuse].sort((a, b) => a - b);
+    const out = new Uint8Array(vids.length * SD_VDI_STATE_SIZE);
+    vids.forEach((vid, i) => {
+      const h = this.header(vid);
+      const lock = this.locks.get(vid);
+      const nid = (n: number) => this.nodes[n].nid;
+      encodeVdiState(
+        {
+          vid,
+          nrCopies: h.nrCopies,
+          snapshot: h.snapCtime !== 0n,
+          deleted: this.deleted.has(vid),
+          copyPolicy: h.copyPolicy,
+          blockSizeShift: h.blockSizeShift,
+          parentVid: h.parentVdiId,
+          lockState: lock?.state ?? LockState.UNLOCKED,
+          lockOwner: lock?.state === LockState.LOCKED ? nid(lock.holders[0]) : null,
+          participants: lock?.state === LockState.SHARED
+            ? lock.holders.map((n) => ({ state: 0, nid: nid(n) }))
+            : [],
+        },
+        out,
+        i * SD_VDI_STATE_SIZE,
+      );
+    });
+    return out;
   }
 
   #vdiAttr(req: SdReq, data: Uint8Array): FakeReply {

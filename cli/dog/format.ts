@@ -8,6 +8,7 @@
 
 import { Res, resultText } from "../../core/proto/constants.ts";
 import { nodeAddrString, type SdNode } from "../../core/proto/node.ts";
+import { type DegradedNode, DegradedReason } from "../../core/proto/degraded.ts";
 import { doubleToInt32 } from "./c_numbers.ts";
 import { sizeToStr } from "./size.ts";
 import { dateOfSeconds, formatCtime, formatMinute, formatSecond } from "./time_format.ts";
@@ -178,12 +179,14 @@ const FLAG_AUTO_VNODES = 0x0004;
 export function clusterInfoText(
   result: number,
   logs: readonly EpochView[],
-  opts: { raw: boolean; verbose: boolean },
+  opts: { raw: boolean; verbose: boolean; degraded?: readonly DegradedNode[] },
 ): string {
   const { raw, verbose } = opts;
   const first = logs[0];
   let out = raw ? "" : "Cluster status: ";
-  if (result === Res.SUCCESS) {
+  if (result === Res.SUCCESS && (opts.degraded?.length ?? 0) > 0) {
+    out += `running, ${degradedStatus(opts.degraded!)}\n`;
+  } else if (result === Res.SUCCESS) {
     out += `running, auto-recovery ${first?.disableRecovery ? "disabled" : "enabled"}\n`;
   } else {
     out += `${resultText(result)}\n`;
@@ -213,6 +216,33 @@ export function clusterInfoText(
     out += `${time} ${raw ? String(log.epoch) : padLeft(log.epoch, 6)} [${nodes}]\n`;
   }
   return out;
+}
+
+/**
+ * The status words of a cluster that serves degraded because some members' recovery does not go
+ * on (a sheepdog-ts extension; v1.0 has no such state). They replace v1.0's "auto-recovery …"
+ * after "running, ":
+ * `degraded (recovery not started: node 127.0.0.1:7001 would be out of space)`,
+ * `degraded (recovery not started: nodes 127.0.0.1:7001, 127.0.0.1:7002 would be out of space)`,
+ * `degraded (recovery stalled: node 127.0.0.1:7001 is out of space)`, and both parts joined by
+ * "; " when both kinds are reported.
+ */
+export function degradedStatus(nodes: readonly DegradedNode[]): string {
+  const names = (reason: number) =>
+    nodes.filter((n) => n.reason === reason).map((n) => nodeAddrString(n.node));
+  const parts: string[] = [];
+  const notStarted = names(DegradedReason.NOT_STARTED);
+  if (notStarted.length > 0) {
+    const who = notStarted.length === 1 ? "node" : "nodes";
+    parts.push(`recovery not started: ${who} ${notStarted.join(", ")} would be out of space`);
+  }
+  const stalled = names(DegradedReason.OUT_OF_SPACE);
+  if (stalled.length > 0) {
+    const who = stalled.length === 1 ? "node" : "nodes";
+    const verb = stalled.length === 1 ? "is" : "are";
+    parts.push(`recovery stalled: ${who} ${stalled.join(", ")} ${verb} out of space`);
+  }
+  return `degraded (${parts.join("; ")})`;
 }
 
 // ---------------------------------------------------------------------------------------------

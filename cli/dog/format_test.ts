@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { Res } from "../../core/proto/constants.ts";
 import { makeNode } from "../../core/proto/node.ts";
+import { DegradedReason } from "../../core/proto/degraded.ts";
 import {
   clusterInfoText,
+  degradedStatus,
   type EpochView,
   escapeRawName,
   NODE_INFO_HEADER,
@@ -280,4 +282,27 @@ Deno.test("objectLocationText() names the inode object and reports failed checks
 Deno.test("objectMapRow() prints the transcript's row", () => {
   assert.equal(objectMapRow(0, 0x7c2b25), "00000000   7c2b25");
   assert.equal(objectMapRow(1048575, 0x1), "01048575        1");
+});
+
+Deno.test("degradedStatus() names the nodes whose recovery does not go on (exact strings)", () => {
+  const a = makeNode("127.0.0.1", 7001, { zone: 1 });
+  const b = makeNode("127.0.0.1", 7002, { zone: 2 });
+  const d = (node: typeof a, reason: 1 | 2) => ({ node, reason, needed: 0, free: 0 });
+  assert.equal(
+    degradedStatus([d(a, DegradedReason.NOT_STARTED)]),
+    "degraded (recovery not started: node 127.0.0.1:7001 would be out of space)",
+  );
+  assert.equal(
+    degradedStatus([d(a, DegradedReason.NOT_STARTED), d(b, DegradedReason.NOT_STARTED)]),
+    "degraded (recovery not started: nodes 127.0.0.1:7001, 127.0.0.1:7002 would be out of space)",
+  );
+  assert.equal(
+    degradedStatus([d(b, DegradedReason.OUT_OF_SPACE)]),
+    "degraded (recovery stalled: node 127.0.0.1:7002 is out of space)",
+  );
+  assert.equal(
+    degradedStatus([d(a, DegradedReason.OUT_OF_SPACE), d(b, DegradedReason.NOT_STARTED)]),
+    "degraded (recovery not started: node 127.0.0.1:7002 would be out of space; " +
+      "recovery stalled: node 127.0.0.1:7001 is out of space)",
+  );
 });

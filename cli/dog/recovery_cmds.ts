@@ -14,7 +14,13 @@
  * @module
  */
 
-import { Flag, Op, Res, resultText } from "../../core/proto/constants.ts";
+import { Flag, Op, Res, resultText, SD_MAX_NODES } from "../../core/proto/constants.ts";
+import {
+  decodeDegradedNodes,
+  DEGRADED_NODE_SIZE,
+  type DegradedNode,
+  DegradedReason,
+} from "../../core/proto/degraded.ts";
 import { addrToString, type SdNode } from "../../core/proto/node.ts";
 import {
   decodeRecoveryState,
@@ -38,6 +44,18 @@ import { forEachVdi, loadInode, openVdi, type SnapshotRef, WORKING } from "./vdi
 
 // -------------------------------------------------------------------------------------------------
 // node recovery
+
+/**
+ * The members whose recovery does not go on for lack of space (STAT_DEGRADED, a sheepdog-ts
+ * extension). A sheep without it (v1.0) answers INVALID_PARMS: nothing to report then.
+ */
+export async function statDegraded(ctx: CommandContext): Promise<DegradedNode[]> {
+  const slots = Math.min(Math.max(ctx.session.nodes.length, 1), SD_MAX_NODES);
+  const req = dogReq(Op.STAT_DEGRADED, { dataLength: slots * DEGRADED_NODE_SIZE });
+  const { rsp, data } = await ctx.session.exec(req);
+  if (rsp.result !== Res.SUCCESS) return [];
+  return decodeDegradedNodes(data);
+}
 
 async function stateOf(ctx: CommandContext, node?: SdNode): Promise<RecoveryState> {
   const req = dogReq(Op.STAT_RECOVERY, { dataLength: RECOVERY_STATE_SIZE });
@@ -99,6 +117,11 @@ async function nodeRecoveryInfo(ctx: CommandContext): Promise<number> {
       "  Id   Host:Port         V-Nodes       Zone       Progress",
     );
   }
+  const notStarted = new Set(
+    (await statDegraded(ctx))
+      .filter((d) => d.reason === DegradedReason.NOT_STARTED)
+      .map((d) => `${addrToString(d.node.nid.addr)}:${d.node.nid.port}`),
+  );
   for (const [i, n] of ctx.session.nodes.entries()) {
     let st: RecoveryState;
     try {
@@ -110,8 +133,18 @@ async function nodeRecoveryInfo(ctx: CommandContext): Promise<number> {
       }
       return Exit.SYSFAIL;
     }
-    if (!st.inRecovery) continue;
     const host = `${addrToString(n.nid.addr)}:${n.nid.port}`;
+    if (!st.inRecovery) {
+      // Avoid-diskfull refused this node's recovery (a sheepdog-ts state): listed, not started.
+      if (!notStarted.has(host)) continue;
+      await ctx.out.lines(
+        ctx.raw
+          ? `${i} ${host} ${n.nrVnodes} ${n.zone >>> 0} not-started`
+          : `${String(i).padStart(4)} ${host.padEnd(20)}${String(n.nrVnodes).padStart(5)}` +
+            `${String(n.zone >>> 0).padStart(11)}${"not started".padStart(11)}`,
+      );
+      continue;
+    }
     if (ctx.raw) {
       await ctx.out.lines(
         `${i} ${host} ${n.nrVnodes} ${n.zone >>> 0} ${st.nrFinished} ${st.nrTotal}`,

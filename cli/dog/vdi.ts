@@ -1,6 +1,6 @@
 /**
  * `dog vdi …`: create, snapshot, clone, delete, rollback, list, tree, graph, resize, read, write,
- * setattr, getattr, backup, restore and object location|map|dump-inode.
+ * setattr, getattr, backup, restore, object location|map|dump-inode and lock list|unlock.
  *
  * @module
  */
@@ -69,6 +69,7 @@ import {
 } from "../../core/vdi/backup_stream.ts";
 import { invalidSizeLines, parseSize, sizeToStr } from "./size.ts";
 import { vdiCheckCommand } from "./recovery_cmds.ts";
+import { vdiLockCommand } from "./vdi_lock.ts";
 import { dateOfSeconds, formatSecond, sdTimeSeconds } from "./time_format.ts";
 import {
   checkNameFits,
@@ -1274,5 +1275,6 @@ export const vdiCommands: CommandGroup = {
       needArg: true,
       run: vdiRestore,
     },
+    vdiLockCommand,
   ],
 };

@@ -102,6 +102,12 @@ export const Op = {
    * (sender sd_node + u32 seq in the payload) has been applied on this node.
    */
   WAIT_APPLIED: 0xf0,
+  /**
+   * sheepdog-ts extension (not in v1.0), a local op for dog: the members whose recovery of the
+   * current epoch did not start or is stuck for lack of space (degraded_node records, see
+   * proto/degraded.ts). A v1.0 sheep answers INVALID_PARMS (unknown opcode).
+   */
+  STAT_DEGRADED: 0xf1,
 } as const;
 
 /** An opcode value. */

@@ -69,7 +69,7 @@ export function throttleFromWire(w: RecoveryThrottling): Throttle {
 }
 
 /** Where a node's recovery is. */
-export type Phase = "idle" | "preparing" | "recovering" | "notifying" | "done";
+export type Phase = "idle" | "preparing" | "recovering" | "notifying" | "done" | "refused";
 
 /** How the recovery of one object ended. */
 export type Outcome =
@@ -78,7 +78,13 @@ export type Outcome =
   /** Every source answered NO_OBJ: lost or deleted. Counted as finished; logged by the caller. */
   | "absent"
   /** A transient failure (network, EIO of a peer): try again after the retry delay. */
-  | "retry";
+  | "retry"
+  /**
+   * The local disk is full (NO_SPACE): tried again after the delay given to finish(), but the
+   * requests waiting for it are released and later ones do not wait (see mustWait()): they go on
+   * without the object (a read is served by another replica, a write fails with NO_SPACE).
+   */
+  | "noSpace";
 
 /** What to do next. */
 export type Next =
@@ -118,6 +124,8 @@ export interface NodeRecoveryOptions {
  *   epoch keeps them waiting and puts their objects first in the new plan.
  * - A transient failure puts the object back, due after retryDelayMs; "absent" finishes it.
  * - Completion: when every planned object is finished, next() says "notify", once per epoch.
+ * - Refusal (avoid-diskfull): a plan may be refused instead of set; nothing starts, nothing
+ *   waits, and no completion is reported until the next epoch.
  */
 export class NodeRecovery {
   #epoch = 0;
@@ -138,6 +146,8 @@ export class NodeRecovery {
   readonly #delayed = new Map<bigint, number>();
   /** Objects requests wait for. */
   readonly #waited = new Set<bigint>();
+  /** Objects whose last attempt found the disk full (no request waits for them). */
+  readonly #noSpace = new Set<bigint>();
   #finished = 0;
   #total = 0;
   #absent: bigint[] = [];
@@ -208,6 +218,7 @@ export class NodeRecovery {
     this.#finished = 0;
     this.#total = 0;
     this.#absent = [];
+    this.#noSpace.clear();
   }
 
   /**
@@ -236,11 +247,26 @@ export class NodeRecovery {
   }
 
   /**
+   * The plan of `epoch` is not started (avoid-diskfull: it would fill the disk). Nothing is
+   * recovered and no completion is reported for this epoch; no request waits any more (the
+   * `released` ones look at the store again). Ignored (accepted false) when another epoch began.
+   */
+  refuse(epoch: number): { accepted: boolean; released: bigint[] } {
+    if (epoch !== this.#epoch || this.#phase !== "preparing") {
+      return { accepted: false, released: [] };
+    }
+    this.#phase = "refused";
+    const released = [...this.#waited];
+    this.#waited.clear();
+    return { accepted: true, released };
+  }
+
+  /**
    * Whether a request for `oid` must wait for its recovery (`existsLocally`: the store has it
    * live). When it must, the object goes to the front. CREATE and recovery reads never ask.
    */
   mustWait(oid: bigint, existsLocally: boolean): boolean {
-    if (existsLocally) return false;
+    if (existsLocally || this.#noSpace.has(oid)) return false;
     if (this.#phase === "preparing" || this.#inFlight.has(oid)) {
       this.#waited.add(oid);
       return true;
@@ -259,6 +285,11 @@ export class NodeRecovery {
     if (i >= 0) this.#urgent.splice(i, 1);
     this.#urgent.unshift(oid);
     return true;
+  }
+
+  /** Whether the last attempt to recover `oid` in the current plan found the disk full. */
+  lacksSpace(oid: bigint): boolean {
+    return this.#noSpace.has(oid);
   }
 
   /** Whether `oid` is still to be recovered (pending or in flight) in the current plan. */
@@ -334,23 +365,28 @@ export class NodeRecovery {
 
   /**
    * The recovery of `oid`, started by next() for `epoch`, ended. `accepted` is false (nothing
-   * changes) when a new epoch began since. `release`: wake the requests waiting for it.
+   * changes) when a new epoch began since. `release`: wake the requests waiting for it. A "retry"
+   * is due after `retryDelayMs` (default: the options' delay).
    */
   finish(
     epoch: number,
     oid: bigint,
     outcome: Outcome,
     now: number,
+    retryDelayMs: number = this.#retryDelayMs,
   ): { accepted: boolean; release: boolean } {
     if (epoch !== this.#epoch || !this.#inFlight.has(oid)) {
       return { accepted: false, release: false };
     }
     this.#inFlight.delete(oid);
-    if (outcome === "retry") {
+    if (outcome === "retry" || outcome === "noSpace") {
       this.#pending.add(oid);
-      this.#delayed.set(oid, now + this.#retryDelayMs);
-      return { accepted: true, release: false };
+      this.#delayed.set(oid, now + retryDelayMs);
+      if (outcome === "retry") return { accepted: true, release: false };
+      this.#noSpace.add(oid);
+      return { accepted: true, release: this.#waited.delete(oid) };
     }
+    this.#noSpace.delete(oid);
     this.#finished++;
     if (outcome === "absent") this.#absent.push(oid);
     return { accepted: true, release: this.#waited.delete(oid) };

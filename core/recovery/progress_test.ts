@@ -402,3 +402,34 @@ Deno.test("with urgentOnly (recovery disabled) only requested objects start; the
   assert.deepEqual(drain(r, 12), [1n, 3n]);
   assert.deepEqual(r.next(12), { kind: "notify", epoch: 3 });
 });
+
+Deno.test("NodeRecovery.refuse() starts nothing, releases waiters and never notifies", () => {
+  const r = new NodeRecovery({ maxInFlight: 2 });
+  r.begin(3);
+  assert.equal(r.mustWait(7n, false), true, "preparing: a request waits");
+  assert.deepEqual(r.refuse(2), { accepted: false, released: [] }, "another epoch");
+  assert.deepEqual(r.refuse(3), { accepted: true, released: [7n] });
+  assert.equal(r.phase, "refused");
+  assert.equal(r.mustWait(7n, false), false);
+  assert.deepEqual(r.next(0), { kind: "none" });
+  assert.equal(r.state().inRecovery, false);
+  assert.deepEqual(r.setPlan(3, [7n]), { accepted: false, released: [] });
+  r.begin(4);
+  assert.equal(r.phase, "preparing", "the next epoch decides again");
+});
+
+Deno.test("NodeRecovery: a noSpace outcome releases waiters, is retried after its delay", () => {
+  const r = new NodeRecovery({ maxInFlight: 1, retryDelayMs: 10 });
+  r.begin(1);
+  r.setPlan(1, [5n]);
+  assert.equal(r.mustWait(5n, false), true);
+  assert.deepEqual(r.next(0), { kind: "start", epoch: 1, oid: 5n });
+  assert.deepEqual(r.finish(1, 5n, "noSpace", 0, 5000), { accepted: true, release: true });
+  assert.equal(r.lacksSpace(5n), true);
+  assert.equal(r.mustWait(5n, false), false, "nobody waits for an object that has no room");
+  assert.deepEqual(r.next(100), { kind: "wait", until: 5000 });
+  assert.deepEqual(r.next(5000), { kind: "start", epoch: 1, oid: 5n });
+  r.finish(1, 5n, "recovered", 5001);
+  assert.equal(r.lacksSpace(5n), false);
+  assert.deepEqual(r.next(5001), { kind: "notify", epoch: 1 });
+});

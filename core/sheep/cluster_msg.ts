@@ -20,7 +20,20 @@ export const MsgKind = {
   OP: 1,
   /** The creation time of an epoch, announced by the master after a leave. */
   EPOCH_TIME: 2,
+  /**
+   * The sender's recovery of an epoch did not start or is stuck for lack of space
+   * (core/recovery/degraded.ts); every member adds it to its view of the cluster's state.
+   */
+  RECOVERY_DEGRADED: 3,
 } as const;
+
+/** A decoded RECOVERY_DEGRADED message (the node is the message's sender). */
+export interface DegradedMessage {
+  epoch: number;
+  reason: number;
+  needed: number;
+  free: number;
+}
 
 /** A decoded cluster-op message. */
 export interface OpMessage {
@@ -59,6 +72,33 @@ export function encodeEpochTime(epoch: number, time: bigint): Uint8Array {
   v.setUint32(8, epoch >>> 0, true);
   v.setBigUint64(HEADER, time, true);
   return out;
+}
+
+/** Encodes a RECOVERY_DEGRADED message. */
+export function encodeDegradedMessage(m: DegradedMessage): Uint8Array {
+  const out = new Uint8Array(HEADER + 24);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, MAGIC, true);
+  v.setUint32(4, MsgKind.RECOVERY_DEGRADED, true);
+  v.setUint32(8, m.epoch >>> 0, true);
+  v.setUint32(HEADER, m.reason >>> 0, true);
+  v.setBigUint64(HEADER + 8, BigInt(m.needed), true);
+  v.setBigUint64(HEADER + 16, BigInt(m.free), true);
+  return out;
+}
+
+/** Decodes a RECOVERY_DEGRADED message (INVALID_PARMS when short). */
+export function decodeDegradedMessage(msg: Uint8Array): DegradedMessage {
+  if (msg.length < HEADER + 24) throw new SdError(Res.INVALID_PARMS, "short degraded message");
+  const v = new DataView(msg.buffer, msg.byteOffset, msg.length);
+  const big = (n: bigint) =>
+    n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n);
+  return {
+    epoch: v.getUint32(8, true),
+    reason: v.getUint32(HEADER, true),
+    needed: big(v.getBigUint64(HEADER + 8, true)),
+    free: big(v.getBigUint64(HEADER + 16, true)),
+  };
 }
 
 /** The kind of a message (throws on a foreign message). */

@@ -9,7 +9,6 @@
 import {
   ClusterFlag,
   ClusterStatus,
-  LockState,
   LockType,
   Op,
   Res,
@@ -21,10 +20,11 @@ import type { ClusterInfo } from "../proto/cluster_info.ts";
 import { encodeConfig } from "../proto/config.ts";
 import { encodeEpochFile } from "../proto/epoch_log.ts";
 import { decodeFixedString } from "../proto/strings.ts";
-import { nodeAddrString, type SdNode } from "../proto/node.ts";
+import { addrToString, nodeAddrString, type SdNode } from "../proto/node.ts";
 import { applyForceRecover, applyFormat } from "../cluster/membership.ts";
 import type { Sheep } from "./sheep.ts";
 import { decodeDelVdiOutcome, type NewVdiOutcome } from "./vdi_ops.ts";
+import { lockVdi, releaseVdi } from "./vdi_lock.ts";
 
 /** Everything a main step gets. */
 export interface MainStepInput {
@@ -97,10 +97,10 @@ export async function applyMainStep(
     case Op.NOTIFY_VDI_DEL:
       return undefined;
     case Op.LOCK_VDI:
-      lockVdi(s, rsp, req.vdi.type, m.sender);
+      applyLockVdi(s, m);
       return undefined;
     case Op.RELEASE_VDI:
-      releaseVdi(s, req.vdi.baseVdiId, m.sender);
+      applyReleaseVdi(s, m);
       return undefined;
     case Op.NOTIFY_VDI_ADD: {
       const a = req.vdiState;
@@ -191,38 +191,42 @@ async function makeFs(s: Sheep, m: MainStepInput): Promise<void> {
   s.log.info("cluster formatted", { copies, flags: ci.flags, nodes: ci.nodes.length });
 }
 
-function lockVdi(s: Sheep, rsp: SdRsp, type: number, owner: SdNode): void {
+/**
+ * LOCK_VDI's main step: the lookup (work step) found rsp.vdi.vdi_id; lock it for the sender when
+ * the cluster was formatted with `-l` (otherwise LOCK_VDI is only a lookup, as in v1.0). A refusal
+ * becomes the op's result on every node alike.
+ */
+function applyLockVdi(s: Sheep, m: MainStepInput): void {
   if ((s.cinfo.flags & ClusterFlag.USE_LOCK) === 0) return;
-  const v = s.vdis.get(rsp.vdi.vdiId);
-  if (!v) return;
-  if (type === LockType.SHARED) {
-    if (v.lockState === LockState.LOCKED) throw new SdError(Res.VDI_LOCKED);
-    v.lockState = LockState.SHARED;
-    if (!v.participants.some((p) => sameNid(p.nid, owner))) {
-      v.participants.push({ state: 0, nid: owner.nid });
-    }
-    return;
-  }
-  if (v.lockState !== LockState.UNLOCKED) throw new SdError(Res.VDI_LOCKED);
-  v.lockState = LockState.LOCKED;
-  v.lockOwner = owner.nid;
+  const vid = m.rsp.vdi.vdiId;
+  const type = m.req.vdi.type;
+  const result = lockVdi(s.vdis, vid, type, m.sender.nid);
+  m.rsp.result = result;
+  const props = { vid: vid.toString(16), type, node: nodeAddrString(m.sender) };
+  if (result === Res.SUCCESS) s.log.info("VDI locked", props);
+  else if (m.fromSelf) s.log.info("VDI lock refused", { ...props, result });
 }
 
-function releaseVdi(s: Sheep, vid: number, owner: SdNode): void {
+/**
+ * RELEASE_VDI's main step (a no-op without `-l`, as in v1.0). A normal-type release without a
+ * payload is forced: it frees the VDI whoever holds it. That is exactly the request of
+ * `dog vdi lock unlock` (v1.0's and ours), while lock holders (QEMU, the NBD export) name the VDI
+ * in the payload and so free only a lock their node holds.
+ */
+function applyReleaseVdi(s: Sheep, m: MainStepInput): void {
   if ((s.cinfo.flags & ClusterFlag.USE_LOCK) === 0) return;
-  const v = s.vdis.get(vid);
-  if (!v) return;
-  if (v.lockState === LockState.SHARED) {
-    v.participants = v.participants.filter((p) => !sameNid(p.nid, owner));
-    if (v.participants.length === 0) v.lockState = LockState.UNLOCKED;
-    return;
+  const vid = m.req.vdi.baseVdiId;
+  const force = m.req.vdi.type === LockType.NORMAL && m.data.length === 0;
+  const holder = s.vdis.get(vid)?.lockOwner;
+  const result = releaseVdi(s.vdis, vid, m.sender.nid, force);
+  m.rsp.result = result;
+  const props = { vid: vid.toString(16), node: nodeAddrString(m.sender), force };
+  if (result === Res.SUCCESS) {
+    s.log.info(force ? "VDI unlocked by force" : "VDI unlocked", {
+      ...props,
+      owner: holder ? `${addrToString(holder.addr)}:${holder.port}` : undefined,
+    });
+  } else if (m.fromSelf) {
+    s.log.info("VDI unlock refused", { ...props, result });
   }
-  v.lockState = LockState.UNLOCKED;
-  v.lockOwner = null;
-}
-
-function sameNid(a: { addr: Uint8Array; port: number }, b: SdNode): boolean {
-  if (a.port !== b.nid.port) return false;
-  for (let i = 0; i < 16; i++) if (a.addr[i] !== b.nid.addr[i]) return false;
-  return true;
 }

@@ -27,6 +27,7 @@ import {
   RECOVERY_THROTTLING_SIZE,
 } from "../proto/stat.ts";
 import { throttleFromWire, throttleToWire } from "../recovery/progress.ts";
+import { encodeDegradedNodes } from "../proto/degraded.ts";
 import { repairReplica } from "./recovery_ops.ts";
 import { dataOidToIdx, isDataObj, oidToVid, vidToVdiOid } from "../hash/oid.ts";
 import { writeInodeIndex } from "./gateway_ops.ts";
@@ -78,6 +79,8 @@ export async function handleLocalOp(
       return new TextEncoder().encode("plain");
     case Op.STAT_RECOVERY:
       return encodeRecoveryState(s.recovery.state());
+    case Op.STAT_DEGRADED:
+      return encodeDegradedNodes(s.recovery.degraded, req.dataLength);
     case Op.FLUSH_DEL_CACHE:
       return undefined;
     case Op.KILL_NODE:

@@ -79,4 +79,5 @@ export const OP_TABLE: ReadonlyMap<number, OpSpec> = new Map<number, OpSpec>([
   [Op.GET_RECOVERY, l(true)],
   [Op.SET_RECOVERY, l(true)],
   [Op.WAIT_APPLIED, l(true)],
+  [Op.STAT_DEGRADED, l(true)],
 ]);

@@ -38,15 +38,31 @@
  * @module
  */
 
-import { ClusterStatus, Flag, Op, Res, SD_SHEEP_PROTO_VER } from "../proto/constants.ts";
+import {
+  ClusterFlag,
+  ClusterStatus,
+  Flag,
+  Op,
+  Res,
+  SD_SHEEP_PROTO_VER,
+} from "../proto/constants.ts";
 import { SdReq, SdRsp } from "../proto/header.ts";
 import { SdError } from "../proto/sd_error.ts";
 import type { ClusterInfo } from "../proto/cluster_info.ts";
 import { decodeEpochFile } from "../proto/epoch_log.ts";
 import { addrToString, encodeNode, type SdNode } from "../proto/node.ts";
 import type { RecoveryState } from "../proto/stat.ts";
-import { isLedgerObj, isVdiObj, objectSize, oidToString } from "../hash/oid.ts";
-import { MAX_REQUEST_DATA } from "../limits.ts";
+import { isLedgerObj, isVdiObj, objectSize, oidToString, oidToVid } from "../hash/oid.ts";
+import { MAX_REQUEST_DATA, RECOVERY_NO_SPACE_RETRY_MS } from "../limits.ts";
+import { type DegradedNode, DegradedReason, type DegradedReasonCode } from "../proto/degraded.ts";
+import {
+  degradedInit,
+  degradedOnComplete,
+  degradedOnEpoch,
+  degradedOnReport,
+  type DegradedState,
+} from "../recovery/degraded.ts";
+import { decideDiskfull, incomingBytes, objectFits } from "../recovery/diskfull.ts";
 import {
   type EpochRing,
   epochRing,
@@ -67,7 +83,7 @@ import {
   type Outcome,
   type Throttle,
 } from "../recovery/progress.ts";
-import { encodeOpMessage } from "./cluster_msg.ts";
+import { type DegradedMessage, encodeDegradedMessage, encodeOpMessage } from "./cluster_msg.ts";
 import type { Sheep } from "./sheep.ts";
 import { isReclaimable, isStillReferenced } from "./reclaimed_check.ts";
 
@@ -149,6 +165,10 @@ export class RecoveryExecutor {
   #freshEpoch = 0;
   readonly #rings = new Map<number, EpochRing>();
   #counters: RecoveryCounters = emptyCounters(0);
+  /** Which members' recovery is refused or stuck for lack of space (the whole cluster's view). */
+  #degraded: DegradedState = degradedInit();
+  /** The last epoch this node reported itself degraded for (one report per epoch). */
+  #reportedDegraded = 0;
 
   constructor(sheep: Sheep, throttle: Throttle | null) {
     this.#s = sheep;
@@ -252,9 +272,12 @@ export class RecoveryExecutor {
       this.#gather = null;
       this.#storeEpoch = 0;
       this.#rings.clear();
+      this.#degraded = degradedInit();
+      this.#reportedDegraded = 0;
     }
     if (next.status !== ClusterStatus.OK || next.ctime === 0n) return;
     const members = next.nodes.map(nodeKey);
+    this.#degraded = degradedOnEpoch(this.#degraded, next.epoch, members);
     this.#gather = this.#gather === null || prev.status !== ClusterStatus.OK
       ? gatherInit(next.epoch, members, 0)
       : gatherOnMembership(this.#gather, next.epoch, members);
@@ -353,6 +376,9 @@ export class RecoveryExecutor {
         if (plan.missingLists.length > 0) {
           throw new Error(`missing object lists of ${plan.missingLists.map(nodeKey).join(", ")}`);
         }
+        if ((this.#s.cinfo.flags & ClusterFlag.AVOID_DISKFULL) !== 0) {
+          if (!(await this.#roomFor(epoch, plan.fetches))) return;
+        }
         this.#fetches = new Map(plan.fetches.map((f) => [f.oid, f]));
         const { accepted, released } = this.#nr.setPlan(epoch, plan.fetches.map((f) => f.oid));
         if (!accepted) return;
@@ -378,6 +404,87 @@ export class RecoveryExecutor {
         await new Promise((r) => setTimeout(r, GATHER_RETRY_MS));
       }
     }
+  }
+
+  /**
+   * Avoid-diskfull: whether the plan of `epoch` fits (core/recovery/diskfull.ts). When it does
+   * not, the recovery of this epoch is refused: nothing is fetched, requests stop waiting, no
+   * completion is reported (the cluster keeps its stale copies), and the cluster learns it.
+   */
+  async #roomFor(epoch: number, fetches: readonly Fetch[]): Promise<boolean> {
+    const store = this.#s.store;
+    const [{ free: fsFree }, used] = await Promise.all([store.stat(), store.usedBytes()]);
+    if (this.#stale(epoch)) return false;
+    const capacity = this.#s.config.space > BigInt(Number.MAX_SAFE_INTEGER)
+      ? 0
+      : Number(this.#s.config.space);
+    const d = decideDiskfull(
+      incomingBytes(fetches, (oid) => this.#objectSize(oid)),
+      { fsFree, capacity, used },
+    );
+    if (d.start) return true;
+    const { accepted, released } = this.#nr.refuse(epoch);
+    if (!accepted) return false;
+    for (const oid of released) this.#wake(oid);
+    this.#s.log.error(
+      "recovery: not started: it would fill this node's disk (avoid-diskfull); " +
+        "serving degraded until an epoch change brings room",
+      {
+        epoch,
+        objects: fetches.length,
+        neededMb: +(d.incoming / 2 ** 20).toFixed(1),
+        freeMb: +(d.free / 2 ** 20).toFixed(1),
+        reserveMb: +(d.reserve / 2 ** 20).toFixed(1),
+      },
+    );
+    this.#reportDegraded(epoch, DegradedReason.NOT_STARTED, d.incoming, d.free);
+    return false;
+  }
+
+  /** The size `oid` takes once created (its VDI's block size for data objects). */
+  #objectSize(oid: bigint): number {
+    const shift = this.#s.vdis.get(oidToVid(oid))?.blockSizeShift || this.#s.cinfo.blockSizeShift;
+    return objectSize(oid, shift || 22);
+  }
+
+  /** Tells every member (once per epoch) that this node's recovery of `epoch` does not go on. */
+  #reportDegraded(epoch: number, reason: DegradedReasonCode, needed: number, free: number): void {
+    if (this.#reportedDegraded >= epoch) return;
+    this.#reportedDegraded = epoch;
+    const msg = encodeDegradedMessage({ epoch, reason, needed, free });
+    this.#notify(epoch, msg, "the degraded state").catch((e) =>
+      this.#s.log.error("recovery: cannot announce the degraded state", {
+        epoch,
+        error: String(e),
+      })
+    );
+  }
+
+  /**
+   * RECOVERY_DEGRADED from `sender`, in the cluster's total order: the cluster serves degraded
+   * until that node completes the epoch or a new epoch begins.
+   */
+  onDegraded(sender: SdNode, m: DegradedMessage): void {
+    if (m.reason !== DegradedReason.NOT_STARTED && m.reason !== DegradedReason.OUT_OF_SPACE) {
+      this.#s.log.warn("ignoring a degraded report with an unknown reason", { reason: m.reason });
+      return;
+    }
+    this.#degraded = degradedOnReport(this.#degraded, m.epoch, {
+      node: sender,
+      reason: m.reason,
+      needed: m.needed,
+      free: m.free,
+    });
+    this.#s.log.warn("the cluster serves degraded: a node's recovery does not go on", {
+      node: nodeKey(sender),
+      epoch: m.epoch,
+      reason: m.reason === DegradedReason.NOT_STARTED ? "not started" : "out of space",
+    });
+  }
+
+  /** The members whose recovery of the current epoch is refused or stuck for lack of space. */
+  get degraded(): readonly DegradedNode[] {
+    return this.#degraded.epoch === this.#s.cinfo.epoch ? this.#degraded.nodes : [];
   }
 
   /**
@@ -536,12 +643,30 @@ export class RecoveryExecutor {
 
   #runFetch(epoch: number, oid: bigint): void {
     const f = this.#fetches.get(oid);
+    let retryDelay: number | undefined;
     const run = async (): Promise<Outcome> => {
       if (!f) return "absent";
       try {
         return await this.#fetch(epoch, f);
       } catch (e) {
         this.#counters.retries++;
+        if (e instanceof SdError && e.result === Res.NO_SPACE) {
+          // The disk is full: the object fails with NO_SPACE and is tried again much later; the
+          // cluster serves degraded meanwhile (the store removed its partial file).
+          retryDelay = RECOVERY_NO_SPACE_RETRY_MS;
+          if (this.#reportedDegraded < epoch) {
+            this.#s.log.error("recovery: out of space; objects will be retried", {
+              oid: oidToString(oid),
+              epoch,
+              error: String(e),
+            });
+            const free = await this.#s.store.stat().then((st) => st.free, () => 0);
+            if (!this.#stale(epoch)) {
+              this.#reportDegraded(epoch, DegradedReason.OUT_OF_SPACE, 0, free);
+            }
+          }
+          return "noSpace";
+        }
         this.#s.log.debug("recovery: object failed, will retry", {
           oid: oidToString(oid),
           error: String(e),
@@ -558,7 +683,7 @@ export class RecoveryExecutor {
           sources: f.sources.length,
         });
       }
-      const { release } = this.#nr.finish(epoch, oid, outcome, this.#s.deps.now());
+      const { release } = this.#nr.finish(epoch, oid, outcome, this.#s.deps.now(), retryDelay);
       if (release) this.#wake(oid);
       this.pump();
     });
@@ -601,6 +726,13 @@ export class RecoveryExecutor {
             throw err;
           }
           if (equalBytes(mine, digest) && await this.#restore(f.oid, e)) return "recovered";
+        }
+      }
+      if (!isSparseKind(f.oid)) {
+        // Not worth a transfer when it cannot land (the create would fail with NO_SPACE).
+        const size = this.#objectSize(f.oid);
+        if (!objectFits(size, (await store.stat()).free)) {
+          throw new SdError(Res.NO_SPACE, `no room for ${oidToString(f.oid)} (${size} bytes)`);
         }
       }
       const copy = await this.#peerRead(src.node, f.oid, src.epoch, epoch);
@@ -715,6 +847,11 @@ export class RecoveryExecutor {
     req.obj.tgtEpoch = epoch;
     const rsp = SdRsp.replyTo(req, epoch, Res.SUCCESS);
     const msg = encodeOpMessage(0, req, rsp, encodeNode(this.#s.self));
+    await this.#notify(epoch, msg, "the completion");
+  }
+
+  /** Sends `msg` through the driver, again until it takes it or `epoch` is gone. */
+  async #notify(epoch: number, msg: Uint8Array, what: string): Promise<void> {
     for (let attempt = 0;; attempt++) {
       if (this.#stale(epoch)) return;
       try {
@@ -722,7 +859,7 @@ export class RecoveryExecutor {
         return;
       } catch (e) {
         if (attempt % 50 === 49) {
-          this.#s.log.warn("recovery: cannot announce the completion yet; trying again", {
+          this.#s.log.warn(`recovery: cannot announce ${what} yet; trying again`, {
             epoch,
             error: String(e),
           });
@@ -737,6 +874,7 @@ export class RecoveryExecutor {
    * the current epoch has reported it, the stale copies are purged.
    */
   async onCompleteRecovery(sender: SdNode, epoch: number): Promise<void> {
+    this.#degraded = degradedOnComplete(this.#degraded, epoch, nodeKey(sender));
     if (this.#gather === null) return;
     const { state, purge } = gatherOnComplete(this.#gather, epoch, nodeKey(sender));
     this.#gather = state;
@@ -765,6 +903,16 @@ export class RecoveryExecutor {
       if (epoch < s.cinfo.epoch) throw new SdError(Res.OLD_NODE_VER);
       if (this.#gateEpoch === epoch) await this.#gate.promise;
       if (kind !== "create") await this.#waitRecovered(oid, epoch);
+      const noRoom = this.#nr.phase === "refused" || this.#nr.lacksSpace(oid);
+      if (kind === "write" && noRoom && !(await s.store.exists(oid))) {
+        // An object this node holds in the current ring but could not recover (avoid-diskfull
+        // refused it, or the disk is full): the write cannot be applied here, and acknowledging
+        // it on fewer replicas would break the promise of `copies` copies. Fail cleanly.
+        throw new SdError(
+          Res.NO_SPACE,
+          `${oidToString(oid)} is not recovered on this node: no space for it`,
+        );
+      }
     }
     this.#inflight.set(epoch, (this.#inflight.get(epoch) ?? 0) + 1);
     try {

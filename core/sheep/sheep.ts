@@ -51,6 +51,7 @@ import { VdiRegistry } from "./vdi_registry.ts";
 import { Gateway, WORK_STEP_RETRY_DEADLINE_MS } from "./gateway.ts";
 import { OP_TABLE } from "./op_table.ts";
 import {
+  decodeDegradedMessage,
   decodeEpochTime,
   decodeOpMessage,
   encodeEpochTime,
@@ -68,6 +69,7 @@ import {
   vdiAttrWork,
 } from "./vdi_ops.ts";
 import { applyMainStep, encodeNewVdiOutcome } from "./cluster_ops.ts";
+import { releaseLocksOf } from "./vdi_lock.ts";
 import { type MetaFiles } from "./meta_files.ts";
 import { handleGatewayOp } from "./gateway_ops.ts";
 import { handleLocalOp } from "./local_ops.ts";
@@ -321,6 +323,14 @@ export class Sheep implements SheepContext {
   async #onLeave(left: SdNode, members: readonly SdNode[]): Promise<void> {
     this.members = [...members];
     this.peers.forget(nodeAddrString(left).split(":")[0], left.nid.port);
+    // Every member drops the locks of a node that left, at the same place in the event order.
+    const unlocked = releaseLocksOf(this.vdis, left.nid);
+    if (unlocked.length > 0) {
+      this.log.info("released the VDI locks of a node that left", {
+        node: nodeAddrString(left),
+        vids: unlocked.map((v) => v.toString(16)),
+      });
+    }
     const { cinfo, newEpoch } = applyLeave(this.cinfo, members);
     await this.#adopt(cinfo, {});
     this.log.info("node left", { node: nodeAddrString(left), epoch: cinfo.epoch });
@@ -416,19 +426,20 @@ export class Sheep implements SheepContext {
     for (const m of this.members) {
       if (sameNode(m, this.self)) continue;
       try {
-        await this.#getVdiCopies(m);
+        await this.#getVdiCopies(m, true);
       } catch (e) {
         this.log.warn("cannot pull VDI state", { node: nodeAddrString(m), error: String(e) });
       }
     }
   }
 
-  async #getVdiCopies(m: SdNode): Promise<void> {
+  /** Merges `m`'s VDI state; its lock state only when `locks` (see VdiRegistry.merge). */
+  async #getVdiCopies(m: SdNode, locks: boolean): Promise<void> {
     const req = SdReq.of(Op.GET_VDI_COPIES, SD_SHEEP_PROTO_VER, { dataLength: 64 << 20 });
     const host = nodeAddrString(m).split(":")[0];
     const { rsp, data } = await this.peers.request(host, m.nid.port, req);
     if (rsp.result !== Res.SUCCESS) throw new SdError(rsp.result, "GET_VDI_COPIES");
-    this.vdis.merge(data);
+    this.vdis.merge(data, { locks });
   }
 
   /** Pulls the VDI state of a node that just joined, retrying until it listens (bounded). */
@@ -438,7 +449,7 @@ export class Sheep implements SheepContext {
       for (;;) {
         if (this.#closed || this.killed || !this.members.some((m) => sameNode(m, node))) return;
         try {
-          await this.#getVdiCopies(node);
+          await this.#getVdiCopies(node, false);
           return;
         } catch (e) {
           if (this.deps.now() >= deadline) {
@@ -716,6 +727,10 @@ export class Sheep implements SheepContext {
         const f = decodeEpochFile(bytes);
         if (f.time !== time) await this.deps.meta.writeEpoch(epoch, encodeEpochFile(f.nodes, time));
       }
+      return;
+    }
+    if (kind === MsgKind.RECOVERY_DEGRADED) {
+      this.recovery.onDegraded(sender, decodeDegradedMessage(msg));
       return;
     }
     const m = decodeOpMessage(msg);

@@ -96,8 +96,13 @@ export class VdiRegistry {
     return out;
   }
 
-  /** Merges a GET_VDI_COPIES payload from a member (their word wins for VDIs we lack). */
-  merge(buf: Uint8Array): number {
+  /**
+   * Merges a GET_VDI_COPIES payload from a member (their word wins for VDIs we lack). With
+   * `locks`, a VDI unlocked here takes their lock state: that is how a joiner learns the locks.
+   * Members pulling from a joiner leave it out, as they applied every lock op in order and the
+   * joiner's copy may be older (a lock released meanwhile must not come back).
+   */
+  merge(buf: Uint8Array, opts: { locks: boolean } = { locks: true }): number {
     let n = 0;
     for (let off = 0; off + SD_VDI_STATE_SIZE <= buf.length; off += SD_VDI_STATE_SIZE) {
       const r = decodeVdiState(buf.subarray(off, off + SD_VDI_STATE_SIZE));
@@ -105,7 +110,10 @@ export class VdiRegistry {
       if (mine) {
         mine.snapshot ||= r.snapshot;
         if (r.deleted) this.markDeleted(r.vid);
-        if (mine.lockState === LockState.UNLOCKED && r.lockState !== LockState.UNLOCKED) {
+        if (
+          opts.locks && mine.lockState === LockState.UNLOCKED &&
+          r.lockState !== LockState.UNLOCKED
+        ) {
           mine.lockState = r.lockState;
           mine.lockOwner = r.lockOwner;
           mine.participants = r.participants;
@@ -120,9 +128,9 @@ export class VdiRegistry {
         snapshot: r.snapshot,
         deleted: r.deleted,
         parentVid: r.parentVid,
-        lockState: r.lockState,
-        lockOwner: r.lockOwner,
-        participants: r.participants,
+        lockState: opts.locks ? r.lockState : LockState.UNLOCKED,
+        lockOwner: opts.locks ? r.lockOwner : null,
+        participants: opts.locks ? r.participants : [],
       });
       n++;
     }

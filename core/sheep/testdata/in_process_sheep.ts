@@ -41,8 +41,14 @@ export interface TestSheep {
   snapshot(name: string, vid: number, size: number, tag: string): Promise<number>;
 }
 
-/** Runs `fn` against a freshly formatted one-node sheep (copies 1), then tears it down. */
-export async function withTestSheep(fn: (t: TestSheep) => Promise<void>): Promise<void> {
+/**
+ * Runs `fn` against a freshly formatted one-node sheep (copies 1), then tears it down.
+ * `clusterFlags` are added to the format's flags (ClusterFlag.USE_LOCK for `format -l`).
+ */
+export async function withTestSheep(
+  fn: (t: TestSheep) => Promise<void>,
+  opts: { clusterFlags?: number } = {},
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "test_sheep_" });
   const store = await PlainStore.open(dir, { nosync: true });
   const sheep = new Sheep(
@@ -93,7 +99,7 @@ export async function withTestSheep(fn: (t: TestSheep) => Promise<void>): Promis
     await sheep.join();
     const fmt = SdReq.of(Op.MAKE_FS, SD_SHEEP_PROTO_VER, { flags: Flag.CMD_WRITE, dataLength: 6 });
     fmt.cluster.copies = 1;
-    fmt.cluster.flags = 0x4;
+    fmt.cluster.flags = 0x4 | (opts.clusterFlags ?? 0);
     await expectOk(fmt, new TextEncoder().encode("plain\0"));
     await fn({
       sheep,
