@@ -16,6 +16,14 @@ import { oidToString, oidToVid } from "../hash/oid.ts";
 import { Flag } from "../proto/constants.ts";
 import type { ObjectIoKind, SheepContext } from "./context.ts";
 import { peerCreate, peerRead, peerRemove, peerWrite } from "./peer_ops.ts";
+import { sleep, type Timers } from "../cluster/deadline.ts";
+
+/** What a gateway takes from its surroundings: randomness (read order) and time (retries). */
+export interface GatewayDeps {
+  random(): number;
+  now(): number;
+  timers: Timers;
+}
 
 /** How long the gateway keeps retrying transient failures before giving up (ms). */
 export const GATEWAY_RETRY_DEADLINE_MS = 60_000;
@@ -42,15 +50,17 @@ const RETRYABLE = new Set<number>([
 export class Gateway {
   readonly #ctx: SheepContext;
   readonly #random: () => number;
+  readonly #deps: GatewayDeps;
   readonly #retryDeadlineMs: number;
 
   constructor(
     ctx: SheepContext,
-    random: () => number = Math.random,
+    deps: GatewayDeps,
     retryDeadlineMs: number = GATEWAY_RETRY_DEADLINE_MS,
   ) {
     this.#ctx = ctx;
-    this.#random = random;
+    this.#deps = deps;
+    this.#random = () => deps.random();
     this.#retryDeadlineMs = retryDeadlineMs;
   }
 
@@ -275,16 +285,16 @@ export class Gateway {
   }
 
   async #retry<T>(what: string, attempt: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.#retryDeadlineMs;
+    const deadline = this.#deps.now() + this.#retryDeadlineMs;
     for (let n = 0;; n++) {
       try {
         return await attempt();
       } catch (e) {
-        if (!isRetryable(e) || Date.now() > deadline) throw e;
+        if (!isRetryable(e) || this.#deps.now() > deadline) throw e;
         if (n === 0 || n % 100 === 0) {
           this.#ctx.log.debug(`retrying ${what}`, { error: errText(e), attempt: n });
         }
-        await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS));
+        await sleep(RETRY_PAUSE_MS, this.#deps.timers);
       }
     }
   }

@@ -69,6 +69,7 @@ import {
 } from "../recovery/progress.ts";
 import { encodeOpMessage } from "./cluster_msg.ts";
 import type { Sheep } from "./sheep.ts";
+import { sleep } from "../cluster/deadline.ts";
 
 /** Objects fetched at the same time. */
 export const RECOVERY_MAX_IN_FLIGHT = 4;
@@ -137,7 +138,7 @@ export class RecoveryExecutor {
   /** Peer ops in flight on the local store, by the epoch they were admitted at. */
   readonly #inflight = new Map<number, number>();
   #drainWaiters: (() => void)[] = [];
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  #timer: unknown = null;
   #pumping = false;
   #closed = false;
   /** MAKE_FS is being applied (see onFormat). */
@@ -215,7 +216,7 @@ export class RecoveryExecutor {
   /** Stops timers; fetches in flight end on their own. */
   close(): void {
     this.#closed = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#timer !== null) this.#s.deps.timers.clearTimeout(this.#timer);
     this.#timer = null;
     this.#wakeAll();
   }
@@ -267,7 +268,7 @@ export class RecoveryExecutor {
     this.#fetches = new Map();
     this.#counters = emptyCounters(epoch);
     this.#counters.startedAt = this.#s.deps.now();
-    if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#timer !== null) this.#s.deps.timers.clearTimeout(this.#timer);
     this.#timer = null;
     // Requests waiting at the old epoch look again (they answer OLD_NODE_VER).
     this.#wakeAll();
@@ -372,7 +373,7 @@ export class RecoveryExecutor {
             error: String(e),
           });
         }
-        await new Promise((r) => setTimeout(r, GATHER_RETRY_MS));
+        await sleep(GATHER_RETRY_MS, this.#s.deps.timers);
       }
     }
   }
@@ -518,8 +519,8 @@ export class RecoveryExecutor {
           continue;
         }
         if (r.kind === "wait") {
-          if (this.#timer !== null) clearTimeout(this.#timer);
-          this.#timer = setTimeout(() => {
+          if (this.#timer !== null) this.#s.deps.timers.clearTimeout(this.#timer);
+          this.#timer = this.#s.deps.timers.setTimeout(() => {
             this.#timer = null;
             this.pump();
           }, Math.max(1, r.until - now));
@@ -709,7 +710,7 @@ export class RecoveryExecutor {
           });
         }
       }
-      await new Promise((r) => setTimeout(r, ANNOUNCE_RETRY_MS));
+      await sleep(ANNOUNCE_RETRY_MS, this.#s.deps.timers);
     }
   }
 
@@ -789,12 +790,12 @@ export class RecoveryExecutor {
       let set = this.#waiters.get(oid);
       if (!set) this.#waiters.set(oid, set = new Set());
       const done = () => {
-        clearTimeout(timer);
+        this.#s.deps.timers.clearTimeout(timer);
         set!.delete(done);
         if (set!.size === 0 && this.#waiters.get(oid) === set) this.#waiters.delete(oid);
         resolve();
       };
-      const timer = setTimeout(done, WAIT_RECHECK_MS);
+      const timer = this.#s.deps.timers.setTimeout(done, WAIT_RECHECK_MS);
       set.add(done);
     });
   }
@@ -830,9 +831,9 @@ export class RecoveryExecutor {
         break;
       }
       await new Promise<void>((r) => {
-        const t = setTimeout(r, 200);
+        const t = s.deps.timers.setTimeout(r, 200);
         this.#drainWaiters.push(() => {
-          clearTimeout(t);
+          s.deps.timers.clearTimeout(t);
           r();
         });
       });
