@@ -24,6 +24,9 @@ import type { PeerConnection } from "../net/peer_pool.ts";
 import type { Prng } from "../recovery/prng.ts";
 import type { SimNode, SimWorld } from "./sim_node.ts";
 
+/** Attempts of a check's read before it counts as unanswered (connections may be reset). */
+const CHECK_READ_ATTEMPTS = 5;
+
 /** Shape of the workload. */
 export interface WorkloadOptions {
   /** Bytes of one block (the unit of a write). */
@@ -261,22 +264,27 @@ export class Workload {
     }
   }
 
-  /** Reads a whole object through `gw` (for the checks); null when it did not answer. */
+  /**
+   * Reads a whole object through `gw` (for the checks), on a new connection each attempt (a
+   * connection may be reset); null when it never answered.
+   */
   async readObject(gw: SimNode, oid: bigint): Promise<Reply | null> {
-    const req = SdReq.of(Op.READ_OBJ, SD_PROTO_VER, { dataLength: this.#opts.objectSize });
-    req.obj.oid = oid;
-    req.obj.copies = this.#opts.copies;
-    try {
-      const c = await this.#world.net.connect("checker", gw.name);
+    for (let attempt = 0; attempt < CHECK_READ_ATTEMPTS; attempt++) {
+      const req = SdReq.of(Op.READ_OBJ, SD_PROTO_VER, { dataLength: this.#opts.objectSize });
+      req.obj.oid = oid;
+      req.obj.copies = this.#opts.copies;
       try {
-        return await c.request(req);
-      } finally {
-        c.close();
+        const c = await this.#world.net.connect("checker", gw.name);
+        try {
+          return await c.request(req);
+        } finally {
+          c.close();
+        }
+      } catch (e) {
+        this.#world.trace.event(`checker via ${gw.name}: ${String(e)}`);
       }
-    } catch (e) {
-      this.#world.trace.event(`checker via ${gw.name}: ${String(e)}`);
-      return null;
     }
+    return null;
   }
 
   /** The bytes object `o` must hold now (every block settled). */
