@@ -30,7 +30,7 @@ import { SIM_OWNER, SimClock } from "./sim_clock.ts";
 import { SimNetwork } from "./sim_network.ts";
 import { SimNode, type SimWorld } from "./sim_node.ts";
 import { MAX_TRACE_EVENTS, MAX_TRACE_LOG_LINES, SimTrace } from "./sim_trace.ts";
-import { Workload } from "./workload.ts";
+import { FAILED_WRITE_QUARANTINE_MS, Workload } from "./workload.ts";
 import { checkCluster } from "./checks.ts";
 
 /** Virtual start time: a fixed date, so epoch files and ctimes are the same for a seed. */
@@ -58,6 +58,10 @@ export interface SimShape {
   readonly streams: number;
   /** Probability that a request's connection is reset. */
   readonly resetChance: number;
+  /** One-way network delay range (ms). */
+  readonly delayMs: readonly [number, number];
+  /** Pause range between two membership actions (ms): short ones overlap recoveries. */
+  readonly gapMs: readonly [number, number];
 }
 
 /** The shape a seed gives. */
@@ -72,9 +76,11 @@ export function shapeOf(seed: number): SimShape {
     vdis: p.between(1, 3),
     objectsPerVdi: p.between(2, 6),
     rounds: 2,
-    actions: p.between(3, 7),
+    actions: p.between(3, 10),
     streams: p.between(2, 4),
     resetChance: p.pick([0, 0.002, 0.01]),
+    delayMs: p.pick([[0, 3], [1, 25]] as const),
+    gapMs: p.pick([[50, 2000], [10, 300]] as const),
   };
 }
 
@@ -99,6 +105,11 @@ export interface SimResult {
 export interface SimRunOptions {
   /** Sheep log level in the trace (6 info, 7 debug). */
   readonly logLevel?: number;
+  /**
+   * How long a client leaves a block alone after a failed write (ms); default
+   * FAILED_WRITE_QUARANTINE_MS. 0 replays the runs made before the quarantine existed.
+   */
+  readonly quarantineMs?: number;
 }
 
 /** Runs one seed to the end; never throws for a cluster failure (it is in the result). */
@@ -108,7 +119,7 @@ export async function runClusterSim(seed: number, opts: SimRunOptions = {}): Pro
   const clock = new SimClock(new Prng(seed ^ 0xc10c), START_MS);
   const trace = new SimTrace(clock, opts.logLevel ?? 6);
   const net = new SimNetwork(clock, new Prng(seed ^ 0x4e7), {
-    delayMs: [0, 3],
+    delayMs: shape.delayMs,
     resetChance: shape.resetChance,
   });
   const hubPrng = new Prng(seed ^ 0x40b);
@@ -116,7 +127,7 @@ export async function runClusterSim(seed: number, opts: SimRunOptions = {}): Pro
     schedule: (fn) => clock.schedule(hubPrng.between(0, 2), fn, SIM_OWNER, "hub"),
   });
   const world: SimWorld = { clock, net, hub, trace };
-  const sim = new ClusterSim(world, shape, prng);
+  const sim = new ClusterSim(world, shape, prng, opts.quarantineMs ?? FAILED_WRITE_QUARANTINE_MS);
   const failures: string[] = [];
   const unhandled = (e: PromiseRejectionEvent) => {
     e.preventDefault();
@@ -168,7 +179,10 @@ class ClusterSim {
   /** Nodes taken away (crash or stop) since the cluster was last fully recovered. */
   #lost = new Set<SimNode>();
 
-  constructor(world: SimWorld, shape: SimShape, prng: Prng) {
+  readonly #quarantineMs: number;
+
+  constructor(world: SimWorld, shape: SimShape, prng: Prng, quarantineMs: number) {
+    this.#quarantineMs = quarantineMs;
     this.#w = world;
     this.#shape = shape;
     this.#prng = prng;
@@ -210,7 +224,11 @@ class ClusterSim {
       clock.now() + SETUP_DEADLINE_MS,
     );
     if (!started) return ["the initial nodes did not all join"];
+    // The format and the VDI creations are not retried by this simple admin client, so the
+    // network does not reset connections until they are done.
+    this.#w.net.resetsEnabled = false;
     const vids = await this.#setup();
+    this.#w.net.resetsEnabled = true;
     if (typeof vids === "string") return [vids];
     const workload = new Workload(
       this.#w,
@@ -222,6 +240,7 @@ class ClusterSim {
         thinkMs: [1, 30],
         readChance: 0.25,
         copies: s.copies,
+        quarantineMs: this.#quarantineMs,
       },
       vids,
       s.objectsPerVdi,
@@ -310,7 +329,7 @@ class ClusterSim {
     const { clock, trace } = this.#w;
     const s = this.#shape;
     for (let i = 0; i < actions; i++) {
-      await clock.sleep(this.#prng.between(50, 2000));
+      await clock.sleep(this.#prng.between(s.gapMs[0], s.gapMs[1]));
       if (this.#recovered()) this.#lost.clear();
       const serving = this.#serving();
       const down = this.nodes.filter((n) => n.inc === null || n.inc.dead);

@@ -1,6 +1,6 @@
 /**
  * Explores seeds of the cluster simulation:
- * `deno run -A core/sim/run.ts --seeds N --from S [--verbose] [--debug]`.
+ * `deno run -A core/sim/run.ts --seeds N --from S [--verbose] [--debug] [--quarantine MS]`.
  * Prints one line per seed and the full report of each failing one; exits 1 when any failed.
  *
  * @module
@@ -21,10 +21,11 @@ export async function main(args: string[]): Promise<number> {
   const from = flag("--from", 1);
   const verbose = args.includes("--verbose");
   const logLevel = args.includes("--debug") ? 7 : 6;
+  const quarantineMs = args.includes("--quarantine") ? flag("--quarantine", 0) : undefined;
   const failed: number[] = [];
   for (let seed = from; seed < from + seeds; seed++) {
     const t0 = performance.now();
-    const r = await runClusterSim(seed, { logLevel });
+    const r = await runClusterSim(seed, { logLevel, quarantineMs });
     const ms = Math.round(performance.now() - t0);
     console.log(
       `seed ${seed} ${r.ok ? "ok" : "FAILED"} hash ${r.traceHash} steps ${r.steps} ` +

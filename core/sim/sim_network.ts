@@ -52,6 +52,8 @@ export class SimNetwork {
   readonly #clock: SimClock;
   readonly #prng: Prng;
   readonly #opts: SimNetworkOptions;
+  /** Resets happen only while enabled (the setup of a run is not what a run tests). */
+  resetsEnabled = true;
   readonly #listeners = new Map<string, Listener>();
   readonly #conns = new Set<SimConnection>();
   #nextIncarnation = 1;
@@ -143,7 +145,8 @@ export class SimNetwork {
 
   /** True when this request's connection should be reset while it is in flight. */
   drawReset(): boolean {
-    return this.#opts.resetChance > 0 && this.#prng.chance(this.#opts.resetChance);
+    return this.resetsEnabled && this.#opts.resetChance > 0 &&
+      this.#prng.chance(this.#opts.resetChance);
   }
 }
 

@@ -27,6 +27,14 @@ import type { SimNode, SimWorld } from "./sim_node.ts";
 /** Attempts of a check's read before it counts as unanswered (connections may be reset). */
 const CHECK_READ_ATTEMPTS = 5;
 
+/**
+ * After a write fails, its block is not written again for this long (ms): a VM's driver reconnects
+ * after a pause (QEMU's sheepdog driver waits before it resends), which is far longer than a
+ * message can stay on the wire. Within that window a failed write may still land; after it, it
+ * must not (a later acknowledged write must not be overwritten by an abandoned one).
+ */
+export const FAILED_WRITE_QUARANTINE_MS = 1000;
+
 /** Shape of the workload. */
 export interface WorkloadOptions {
   /** Bytes of one block (the unit of a write). */
@@ -41,6 +49,8 @@ export interface WorkloadOptions {
   readonly readChance: number;
   /** Copies the VDIs were created with (sent in each request, as QEMU does). */
   readonly copies: number;
+  /** See FAILED_WRITE_QUARANTINE_MS (0: a failed block may be written again at once). */
+  readonly quarantineMs: number;
 }
 
 /** One block's model. */
@@ -48,6 +58,8 @@ interface BlockState {
   acked: number;
   uncertain: number[];
   busy: boolean;
+  /** No write before this virtual time (see FAILED_WRITE_QUARANTINE_MS). */
+  quietUntil: number;
 }
 
 /** One object's model. */
@@ -100,6 +112,7 @@ export class Workload {
           acked: 0,
           uncertain: [],
           busy: false,
+          quietUntil: 0,
         }));
         this.objects.push({ oid: vidToDataOid(vid, idx), created: false, creating: false, blocks });
       }
@@ -152,12 +165,12 @@ export class Workload {
       const todo: [ObjectState, number][] = [];
       for (const o of this.objects) {
         o.blocks.forEach((b, i) => {
-          if (b.uncertain.length > 0 && !b.busy && !o.creating) todo.push([o, i]);
+          if (b.uncertain.length > 0 && this.#writable(o, i)) todo.push([o, i]);
         });
       }
       if (todo.length === 0 && this.unsettled() === 0) return true;
       for (const [o, i] of todo) {
-        if (o.creating || o.blocks[i].busy) continue;
+        if (!this.#writable(o, i)) continue;
         await this.#write(-1, o, i);
       }
       await clock.sleep(100);
@@ -168,9 +181,16 @@ export class Workload {
   async #randomWrite(stream: number): Promise<void> {
     const o = this.#prng.pick(this.objects);
     const i = this.#prng.int(o.blocks.length);
-    if (o.creating || o.blocks[i].busy) return;
-    if (!o.created && o.blocks.some((b) => b.busy)) return;
+    if (!this.#writable(o, i)) return;
     await this.#write(stream, o, i);
+  }
+
+  /** A write of block `i` may start now. */
+  #writable(o: ObjectState, i: number): boolean {
+    const b = o.blocks[i];
+    if (o.creating || b.busy || b.quietUntil > this.#world.clock.now()) return false;
+    // A creation writes the whole object: nothing else of it may be in flight or quarantined.
+    return o.created || o.blocks.every((x) => !x.busy && x.quietUntil <= this.#world.clock.now());
   }
 
   async #write(stream: number, o: ObjectState, i: number): Promise<void> {
@@ -211,6 +231,7 @@ export class Workload {
     } else {
       this.stats.failed++;
       b.uncertain.push(version);
+      b.quietUntil = this.#world.clock.now() + this.#opts.quarantineMs;
       this.#world.trace.event(`${what} failed`);
     }
   }
