@@ -552,7 +552,7 @@ export class Sheep implements SheepContext {
     }
     switch (spec.cls) {
       case "G":
-        return handleGatewayOp(this, req, data, rsp);
+        return handleGatewayOp(this, req, data, rsp, conn.signal);
       case "P":
         return this.#peer(req, data, rsp);
       case "L":

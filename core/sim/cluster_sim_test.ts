@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runClusterSim } from "./cluster_sim.ts";
+import { runClusterSim, type SimRunOptions } from "./cluster_sim.ts";
 
 /** Seeds run on every test run: varied shapes (copies 2 and 3, 3-5 nodes, resets on and off). */
 const FIXED_SEEDS = [1, 2, 3, 4, 5, 6];
@@ -8,7 +8,15 @@ const FIXED_SEEDS = [1, 2, 3, 4, 5, 6];
  * Seeds that once failed, each with what it found. They stay here for good (the house rule: a
  * failing seed is a permanent test).
  */
-const REGRESSION_SEEDS: { seed: number; found: string }[] = [
+const REGRESSION_SEEDS: { seed: number; found: string; opts?: SimRunOptions }[] = [
+  {
+    seed: 1082,
+    found: "a gateway kept retrying a write whose client had gone (connection reset) across an " +
+      "epoch change, and the abandoned data overwrote a newer acknowledged write of the same " +
+      "block on every replica (product bug: the gateway no longer retries for a departed client)",
+    // The client rewrites the failed block at once: the run as it was found.
+    opts: { quarantineMs: 0 },
+  },
   {
     seed: 9,
     found: "the checker's own connection was reset and its read counted as lost (sim bug: the " +
@@ -23,9 +31,9 @@ for (const seed of FIXED_SEEDS) {
   });
 }
 
-for (const { seed, found } of REGRESSION_SEEDS) {
+for (const { seed, found, opts } of REGRESSION_SEEDS) {
   Deno.test(`cluster sim: seed ${seed} (found: ${found})`, async () => {
-    const r = await runClusterSim(seed);
+    const r = await runClusterSim(seed, opts);
     assert.ok(r.ok, r.report);
   });
 }
