@@ -52,3 +52,19 @@ Deno.test("cluster sim: different seeds give different traces", async () => {
   const b = await runClusterSim(3);
   assert.notEqual(a.traceHash, b.traceHash);
 });
+
+/**
+ * Open product bug, kept as a test to turn on once fixed: after the cluster settled (epoch 8,
+ * every node finished recovering, stale copies purged), objects are still live on a node the ring
+ * no longer places them on (e.g. 0085ba7e00000000 on 10.0.0.4 besides 10.0.0.1 and 10.0.0.5).
+ * Likely an old epoch's recovery fetch or peer write that lands after the next epoch's moves to
+ * stale, leaving an orphan live copy that a later epoch could take for current.
+ */
+Deno.test({
+  name: "cluster sim: seed 2053 leaves no live copy outside the ring (open bug, ignored)",
+  ignore: true,
+  fn: async () => {
+    const r = await runClusterSim(2053);
+    assert.ok(r.ok, r.report);
+  },
+});
