@@ -10,11 +10,35 @@ import { PEER_POOL_SIZE } from "../limits.ts";
 import type { SdReq } from "../proto/header.ts";
 import { type Reply, SheepClient } from "./client.ts";
 
+/** What the pool needs of one connection (SheepClient over TCP; the simulation's own). */
+export interface PeerConnection {
+  /** True once the connection failed or was closed. */
+  readonly closed: boolean;
+  /** Requests waiting for a reply. */
+  readonly inflight: number;
+  /** Sends `req` (payload `data`) and resolves with the reply; rejects when the connection fails. */
+  request(req: SdReq, data?: Uint8Array): Promise<Reply>;
+  /** Closes the connection; pending requests fail. */
+  close(): void;
+}
+
+/** Opens a connection to the sheep at host:port. */
+export type PeerConnect = (host: string, port: number) => Promise<PeerConnection>;
+
+/** The real network: a TCP connection with SheepClient. */
+export const tcpPeerConnect: PeerConnect = (host, port) => SheepClient.connect({ host, port });
+
 /** Connections to other sheep, keyed by "host:port". */
 export class PeerPool {
-  readonly #conns = new Map<string, SheepClient[]>();
-  readonly #connecting = new Map<string, Promise<SheepClient>>();
+  readonly #conns = new Map<string, PeerConnection[]>();
+  readonly #connecting = new Map<string, Promise<PeerConnection>>();
+  readonly #connect: PeerConnect;
   #closed = false;
+
+  /** `connect` opens each new connection (TCP by default). */
+  constructor(connect: PeerConnect = tcpPeerConnect) {
+    this.#connect = connect;
+  }
 
   /** Sends `req` to host:port over a pooled connection. */
   async request(host: string, port: number, req: SdReq, data?: Uint8Array): Promise<Reply> {
@@ -22,7 +46,7 @@ export class PeerPool {
     return client.request(req, data);
   }
 
-  async #pick(host: string, port: number): Promise<SheepClient> {
+  async #pick(host: string, port: number): Promise<PeerConnection> {
     const key = `${host}:${port}`;
     let list = this.#conns.get(key);
     if (!list) {
@@ -30,13 +54,13 @@ export class PeerPool {
       this.#conns.set(key, list);
     }
     for (let i = list.length - 1; i >= 0; i--) if (list[i].closed) list.splice(i, 1);
-    let best: SheepClient | undefined;
+    let best: PeerConnection | undefined;
     for (const c of list) if (!best || c.inflight < best.inflight) best = c;
     if (best && (best.inflight === 0 || list.length >= PEER_POOL_SIZE)) return best;
     const pending = this.#connecting.get(key);
     if (pending) return best ?? await pending;
     if (this.#closed) throw new Error("peer pool closed");
-    const p = SheepClient.connect({ host, port });
+    const p = this.#connect(host, port);
     this.#connecting.set(key, p);
     try {
       const c = await p;

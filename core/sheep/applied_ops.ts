@@ -7,6 +7,8 @@
  * @module
  */
 
+import type { Timers } from "../cluster/deadline.ts";
+
 /** Applied ops remembered per sender; older ones are forgotten first. */
 const MAX_REMEMBERED_PER_SENDER = 4096;
 
@@ -14,6 +16,12 @@ const MAX_REMEMBERED_PER_SENDER = 4096;
 export class AppliedOps {
   readonly #applied = new Map<string, Set<number>>();
   readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #timers: Timers;
+
+  /** `timers` bound the waits (the daemon's, or the simulation's virtual ones). */
+  constructor(timers: Timers) {
+    this.#timers = timers;
+  }
 
   /** Records that the op `seq` of `sender` was applied here. */
   record(sender: string, seq: number): void {
@@ -42,10 +50,10 @@ export class AppliedOps {
     const key = `${sender}#${seq}`;
     return new Promise((resolve) => {
       const wake = () => {
-        clearTimeout(timer);
+        this.#timers.clearTimeout(timer);
         resolve(true);
       };
-      const timer = setTimeout(() => {
+      const timer = this.#timers.setTimeout(() => {
         this.#waiters.get(key)?.delete(wake);
         resolve(false);
       }, deadlineMs);

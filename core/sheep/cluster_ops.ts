@@ -125,7 +125,7 @@ export async function applyMainStep(
       await s.deps.meta.writeConfig(encodeConfig(s.config));
       s.log.info("cluster shutdown requested", { by: nodeAddrString(m.sender) });
       s.deps.stopListening();
-      setTimeout(() => s.deps.exit(0, "cluster shutdown"), 200);
+      s.deps.timers.setTimeout(() => s.deps.exit(0, "cluster shutdown"), 200);
       return undefined;
     case Op.ENABLE_RECOVER:
     case Op.DISABLE_RECOVER:

@@ -12,6 +12,8 @@ import { removeIfPresent } from "../store/durable_files.ts";
 import { makeNode } from "../proto/node.ts";
 import { SD_DEFAULT_VNODES } from "../proto/constants.ts";
 import { SheepServer } from "../net/server.ts";
+import { tcpPeerConnect } from "../net/peer_pool.ts";
+import { systemTimers } from "../cluster/deadline.ts";
 import { createDriver } from "../cluster/create_driver.ts";
 import type { SheepConfigOptions } from "../../cli/sheep.ts";
 import { openDaemonLog } from "./log.ts";
@@ -58,6 +60,8 @@ export async function runDaemon(opts: SheepConfigOptions): Promise<number> {
       driver,
       log,
       now: () => Date.now(),
+      timers: systemTimers,
+      connectPeer: tcpPeerConnect,
       random: Math.random,
       exit: (code, reason) => {
         if (exitCode !== null) return;

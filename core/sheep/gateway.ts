@@ -16,6 +16,14 @@ import { oidToString, oidToVid } from "../hash/oid.ts";
 import { Flag } from "../proto/constants.ts";
 import type { ObjectIoKind, SheepContext } from "./context.ts";
 import { peerCreate, peerRead, peerRemove, peerWrite } from "./peer_ops.ts";
+import { sleep, type Timers } from "../cluster/deadline.ts";
+
+/** What a gateway takes from its surroundings: randomness (read order) and time (retries). */
+export interface GatewayDeps {
+  random(): number;
+  now(): number;
+  timers: Timers;
+}
 
 /** How long the gateway keeps retrying transient failures before giving up (ms). */
 export const GATEWAY_RETRY_DEADLINE_MS = 60_000;
@@ -45,15 +53,17 @@ const RETRYABLE = new Set<number>([
 export class Gateway {
   readonly #ctx: SheepContext;
   readonly #random: () => number;
+  readonly #deps: GatewayDeps;
   readonly #retryDeadlineMs: number;
 
   constructor(
     ctx: SheepContext,
-    random: () => number = Math.random,
+    deps: GatewayDeps,
     retryDeadlineMs: number = GATEWAY_RETRY_DEADLINE_MS,
   ) {
     this.#ctx = ctx;
-    this.#random = random;
+    this.#deps = deps;
+    this.#random = () => deps.random();
     this.#retryDeadlineMs = retryDeadlineMs;
   }
 
@@ -72,7 +82,7 @@ export class Gateway {
 
   /** Reads `length` bytes at `offset` of `oid`. */
   read(oid: bigint, offset: number, length: number, copies = 0): Promise<Uint8Array> {
-    return this.#retry(`read ${oidToString(oid)}`, async () => {
+    return this.#retry(`read ${oidToString(oid)}`, undefined, async () => {
       const epoch = this.#ctx.cinfo.epoch;
       const nodes = this.replicas(oid, copies);
       const order = this.#readOrder(nodes);
@@ -104,16 +114,29 @@ export class Gateway {
     });
   }
 
-  /** Overwrites part of an existing object on every replica. */
-  write(oid: bigint, offset: number, data: Uint8Array, copies = 0): Promise<void> {
-    return this.#retry(`write ${oidToString(oid)}`, () =>
-      this.#all(oid, copies, (n, epoch) => {
-        if (sameNode(n, this.#ctx.self)) {
-          return this.#local(oid, "write", epoch, () => peerWrite(this.#ctx, oid, offset, data));
-        }
-        const req = this.#peerReq(Op.WRITE_PEER, oid, offset, data.length, true);
-        return this.#expectOk(n, req, data);
-      }));
+  /**
+   * Overwrites part of an existing object on every replica. `client` is aborted when the client
+   * that asked went away: the write is then not retried (see #retry).
+   */
+  write(
+    oid: bigint,
+    offset: number,
+    data: Uint8Array,
+    copies = 0,
+    client?: AbortSignal,
+  ): Promise<void> {
+    return this.#retry(
+      `write ${oidToString(oid)}`,
+      client,
+      () =>
+        this.#all(oid, copies, (n, epoch) => {
+          if (sameNode(n, this.#ctx.self)) {
+            return this.#local(oid, "write", epoch, () => peerWrite(this.#ctx, oid, offset, data));
+          }
+          const req = this.#peerReq(Op.WRITE_PEER, oid, offset, data.length, true);
+          return this.#expectOk(n, req, data);
+        }),
+    );
   }
 
   /**
@@ -127,6 +150,7 @@ export class Gateway {
     copies = 0,
     cowOid = 0n,
     objectSize?: number,
+    client?: AbortSignal,
   ): Promise<void> {
     if (cowOid !== 0n && objectSize !== undefined && (offset !== 0 || data.length < objectSize)) {
       const whole = await this.read(cowOid, 0, objectSize);
@@ -136,20 +160,30 @@ export class Gateway {
     }
     const payload = data;
     const off = offset;
-    await this.#retry(`create ${oidToString(oid)}`, () =>
-      this.#all(oid, copies, (n, epoch) => {
-        if (sameNode(n, this.#ctx.self)) {
-          return this.#local(oid, "create", epoch, () => peerCreate(this.#ctx, oid, off, payload));
-        }
-        const req = this.#peerReq(Op.CREATE_AND_WRITE_PEER, oid, off, payload.length, true);
-        return this.#expectOk(n, req, payload);
-      }));
+    await this.#retry(
+      `create ${oidToString(oid)}`,
+      client,
+      () =>
+        this.#all(oid, copies, (n, epoch) => {
+          if (sameNode(n, this.#ctx.self)) {
+            return this.#local(
+              oid,
+              "create",
+              epoch,
+              () => peerCreate(this.#ctx, oid, off, payload),
+            );
+          }
+          const req = this.#peerReq(Op.CREATE_AND_WRITE_PEER, oid, off, payload.length, true);
+          return this.#expectOk(n, req, payload);
+        }),
+    );
   }
 
   /** Removes the object from every replica; absent replicas are fine. */
-  remove(oid: bigint, copies = 0): Promise<void> {
+  remove(oid: bigint, copies = 0, client?: AbortSignal): Promise<void> {
     return this.#retry(
       `remove ${oidToString(oid)}`,
+      client,
       () =>
         this.#all(oid, copies, async (n, epoch) => {
           try {
@@ -180,6 +214,7 @@ export class Gateway {
     const done = new Set<string>();
     return this.#retry(
       `peer op on ${oidToString(oid)}`,
+      undefined,
       () =>
         this.#all(oid, copies, async (n, epoch) => {
           const key = nodeName(n);
@@ -277,17 +312,34 @@ export class Gateway {
     }
   }
 
-  async #retry<T>(what: string, attempt: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.#retryDeadlineMs;
+  /**
+   * Runs `attempt` again after transient failures until the deadline. When `client` is aborted
+   * (the client's connection is gone) a failed attempt is not retried: the client has seen the
+   * write fail and may write the same block again through another gateway; a retry of the old
+   * data landing after that would overwrite its newer, acknowledged write (found by the cluster
+   * simulation, seed 1082: a gateway kept retrying an abandoned write across an epoch change).
+   */
+  async #retry<T>(
+    what: string,
+    client: AbortSignal | undefined,
+    attempt: () => Promise<T>,
+  ): Promise<T> {
+    const deadline = this.#deps.now() + this.#retryDeadlineMs;
     for (let n = 0;; n++) {
       try {
         return await attempt();
       } catch (e) {
-        if (!isRetryable(e) || Date.now() > deadline) throw e;
+        if (!isRetryable(e) || this.#deps.now() > deadline) throw e;
+        if (client?.aborted) {
+          throw new SdError(Res.NETWORK_ERROR, `${what}: the client went away`, { cause: e });
+        }
         if (n === 0 || n % 100 === 0) {
           this.#ctx.log.debug(`retrying ${what}`, { error: errText(e), attempt: n });
         }
-        await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS));
+        await sleep(RETRY_PAUSE_MS, this.#deps.timers);
+        if (client?.aborted) {
+          throw new SdError(Res.NETWORK_ERROR, `${what}: the client went away`, { cause: e });
+        }
       }
     }
   }

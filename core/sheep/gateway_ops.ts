@@ -33,12 +33,16 @@ import { decrefObject, sendReleases } from "./ledger.ts";
 
 const INDEX_END = SD_INODE_HEADER_SIZE + 4 * MAX_DATA_OBJS;
 
-/** Serves one gateway op. */
+/**
+ * Serves one gateway op; `client` is aborted when the client's connection is gone (writes then
+ * stop retrying).
+ */
 export async function handleGatewayOp(
   s: Sheep,
   req: SdReq,
   data: Uint8Array | undefined,
   rsp: SdRsp,
+  client?: AbortSignal,
 ): Promise<Uint8Array | undefined> {
   const oid = req.obj.oid;
   const offset = req.obj.offset;
@@ -62,7 +66,7 @@ export async function handleGatewayOp(
         checkRange(s, oid, offset, payload.length);
         checkWritable(s, oid);
         const cow = (req.flags & Flag.CMD_COW) !== 0 ? req.obj.cowOid : 0n;
-        await s.gateway.create(oid, offset, payload, copies, cow, sizeOf(s, oid));
+        await s.gateway.create(oid, offset, payload, copies, cow, sizeOf(s, oid), client);
         rsp.obj.copies = s.gateway.copiesFor(oid, copies);
         return undefined;
       }
@@ -75,13 +79,13 @@ export async function handleGatewayOp(
         if (isVdiObj(oid) && offset < INDEX_END && offset + payload.length > SD_INODE_HEADER_SIZE) {
           await writeInodeIndex(s, oid, offset, payload, copies);
         } else {
-          await s.gateway.write(oid, offset, payload, copies);
+          await s.gateway.write(oid, offset, payload, copies, client);
         }
         return undefined;
       }
       case Op.REMOVE_OBJ:
         st.gwayRemove++;
-        await s.gateway.remove(oid, copies);
+        await s.gateway.remove(oid, copies, client);
         return undefined;
       case Op.DECREF_OBJ:
         if (!isLedgerObj(req.ref.oid)) {

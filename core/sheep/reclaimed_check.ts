@@ -28,6 +28,7 @@ import { dataObjectCount, decodeInodeHeader } from "../proto/inode.ts";
 import { Res, SD_INODE_HEADER_SIZE } from "../proto/constants.ts";
 import { SdError } from "../proto/sd_error.ts";
 import { familyOf } from "../vdi/family.ts";
+import type { Timers } from "../cluster/deadline.ts";
 import type { Gateway } from "./gateway.ts";
 import type { VdiRegistry } from "./vdi_registry.ts";
 
@@ -50,6 +51,7 @@ export async function isStillReferenced(
   oid: bigint,
   gw: Gateway,
   vdis: VdiRegistry,
+  timers: Timers,
   deadlineMs = RECLAIMED_CHECK_DEADLINE_MS,
 ): Promise<boolean> {
   if (!isReclaimable(oid)) return true;
@@ -57,14 +59,14 @@ export async function isStillReferenced(
   if (isVmstateObj(oid)) return vdis.get(vid)?.deleted !== true;
   const data = isLedgerObj(oid) ? oid & ~LEDGER_BIT : oid;
   if (vdis.get(vid) === undefined) return true;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: unknown;
   const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(true), deadlineMs);
+    timer = timers.setTimeout(() => resolve(true), deadlineMs);
   });
   try {
     return await Promise.race([namedByAnInode(data, gw, vdis), timeout]);
   } finally {
-    clearTimeout(timer);
+    timers.clearTimeout(timer);
   }
 }
 

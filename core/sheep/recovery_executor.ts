@@ -86,6 +86,7 @@ import {
 import { type DegradedMessage, encodeDegradedMessage, encodeOpMessage } from "./cluster_msg.ts";
 import type { Sheep } from "./sheep.ts";
 import { isReclaimable, isStillReferenced } from "./reclaimed_check.ts";
+import { sleep } from "../cluster/deadline.ts";
 
 /** Objects fetched at the same time. */
 export const RECOVERY_MAX_IN_FLIGHT = 4;
@@ -154,7 +155,7 @@ export class RecoveryExecutor {
   /** Peer ops in flight on the local store, by the epoch they were admitted at. */
   readonly #inflight = new Map<number, number>();
   #drainWaiters: (() => void)[] = [];
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  #timer: unknown = null;
   /** Objects of the running fetches found reclaimed (core/sheep/reclaimed_check.ts). */
   readonly #reclaimed = new Set<bigint>();
   #pumping = false;
@@ -238,7 +239,7 @@ export class RecoveryExecutor {
   /** Stops timers; fetches in flight end on their own. */
   close(): void {
     this.#closed = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#timer !== null) this.#s.deps.timers.clearTimeout(this.#timer);
     this.#timer = null;
     this.#wakeAll();
   }
@@ -293,7 +294,7 @@ export class RecoveryExecutor {
     this.#fetches = new Map();
     this.#counters = emptyCounters(epoch);
     this.#counters.startedAt = this.#s.deps.now();
-    if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#timer !== null) this.#s.deps.timers.clearTimeout(this.#timer);
     this.#timer = null;
     // Requests waiting at the old epoch look again (they answer OLD_NODE_VER).
     this.#wakeAll();
@@ -401,7 +402,7 @@ export class RecoveryExecutor {
             error: String(e),
           });
         }
-        await new Promise((r) => setTimeout(r, GATHER_RETRY_MS));
+        await sleep(GATHER_RETRY_MS, this.#s.deps.timers);
       }
     }
   }
@@ -628,8 +629,8 @@ export class RecoveryExecutor {
           continue;
         }
         if (r.kind === "wait") {
-          if (this.#timer !== null) clearTimeout(this.#timer);
-          this.#timer = setTimeout(() => {
+          if (this.#timer !== null) this.#s.deps.timers.clearTimeout(this.#timer);
+          this.#timer = this.#s.deps.timers.setTimeout(() => {
             this.#timer = null;
             this.pump();
           }, Math.max(1, r.until - now));
@@ -699,7 +700,7 @@ export class RecoveryExecutor {
       if (this.#stale(epoch)) return "retry";
       if (missed && !checked && isReclaimable(f.oid)) {
         checked = true;
-        if (!(await isStillReferenced(f.oid, this.#s.gateway, this.#s.vdis))) {
+        if (!(await isStillReferenced(f.oid, this.#s.gateway, this.#s.vdis, this.#s.deps.timers))) {
           this.#reclaimed.add(f.oid);
           this.#s.log.info("recovery: not bringing back a reclaimed object", {
             oid: oidToString(f.oid),
@@ -865,7 +866,7 @@ export class RecoveryExecutor {
           });
         }
       }
-      await new Promise((r) => setTimeout(r, ANNOUNCE_RETRY_MS));
+      await sleep(ANNOUNCE_RETRY_MS, this.#s.deps.timers);
     }
   }
 
@@ -956,12 +957,12 @@ export class RecoveryExecutor {
       let set = this.#waiters.get(oid);
       if (!set) this.#waiters.set(oid, set = new Set());
       const done = () => {
-        clearTimeout(timer);
+        this.#s.deps.timers.clearTimeout(timer);
         set!.delete(done);
         if (set!.size === 0 && this.#waiters.get(oid) === set) this.#waiters.delete(oid);
         resolve();
       };
-      const timer = setTimeout(done, WAIT_RECHECK_MS);
+      const timer = this.#s.deps.timers.setTimeout(done, WAIT_RECHECK_MS);
       set.add(done);
     });
   }
@@ -997,9 +998,9 @@ export class RecoveryExecutor {
         break;
       }
       await new Promise<void>((r) => {
-        const t = setTimeout(r, 200);
+        const t = s.deps.timers.setTimeout(r, 200);
         this.#drainWaiters.push(() => {
-          clearTimeout(t);
+          s.deps.timers.clearTimeout(t);
           r();
         });
       });

@@ -39,9 +39,10 @@ import { AppliedOps } from "./applied_ops.ts";
 import { isVdiObj, oidToVid } from "../hash/oid.ts";
 import { buildRing, type Ring } from "../placement/ring.ts";
 import type { ClusterDriver, JoinDecision } from "../cluster/driver.ts";
+import { sleep, type Timers } from "../cluster/deadline.ts";
 import { applyLeave, decideFirst, decideJoin } from "../cluster/membership.ts";
 import type { ObjectStore } from "../store/object_store.ts";
-import { PeerPool } from "../net/peer_pool.ts";
+import { type PeerConnect, PeerPool } from "../net/peer_pool.ts";
 import type { ConnectionInfo, ServerReply } from "../net/server.ts";
 import { checkLimits } from "../limits.ts";
 import type { SheepContext } from "./context.ts";
@@ -99,6 +100,10 @@ export interface SheepDeps {
   log: SheepLog;
   /** Wall clock in ms. */
   now(): number;
+  /** Every timer and sleep of the sheep (virtual time in the simulation). */
+  timers: Timers;
+  /** Opens a connection to another sheep (TCP in the daemon, the simulated network in the sim). */
+  connectPeer: PeerConnect;
   random(): number;
   /** Called when the daemon must end (shutdown, kill, lost cluster), with the exit code. */
   exit(code: number, reason: string): void;
@@ -128,7 +133,7 @@ export class Sheep implements SheepContext {
   readonly selfName: string;
   readonly store: ObjectStore;
   readonly vdis = new VdiRegistry();
-  readonly peers = new PeerPool();
+  readonly peers: PeerPool;
   readonly log: SheepLog;
   readonly stats = new SheepStats();
   cinfo: ClusterInfo;
@@ -146,7 +151,7 @@ export class Sheep implements SheepContext {
 
   #seq = 1;
   /** Cluster ops applied on this node, for the WAIT_APPLIED barrier. */
-  readonly applied = new AppliedOps();
+  readonly applied: AppliedOps;
   #closed = false;
   readonly #pending = new Map<number, PendingOp>();
   readonly #epochWaiters = new Set<{ epoch: number; wake(): void }>();
@@ -159,6 +164,8 @@ export class Sheep implements SheepContext {
     this.deps = deps;
     this.store = deps.store;
     this.log = deps.log;
+    this.peers = new PeerPool(deps.connectPeer);
+    this.applied = new AppliedOps(deps.timers);
     this.config = {
       ctime: 0n,
       // v1.0 sets the vnode strategy at start: auto unless -V; dog format checks it.
@@ -173,8 +180,8 @@ export class Sheep implements SheepContext {
     };
     this.cinfo = this.#cinfoFromConfig(0, []);
     this.ring = buildRing([]);
-    this.gateway = new Gateway(this, deps.random);
-    this.workGateway = new Gateway(this, deps.random, WORK_STEP_RETRY_DEADLINE_MS);
+    this.gateway = new Gateway(this, deps);
+    this.workGateway = new Gateway(this, deps, WORK_STEP_RETRY_DEADLINE_MS);
     // Op sequence numbers start at a random point so a restarted sheep's ops are not mistaken for
     // its previous incarnation's in the members' applied sets.
     this.#seq = 1 + Math.floor(deps.random() * 0x7fff0000);
@@ -460,7 +467,7 @@ export class Sheep implements SheepContext {
             return;
           }
         }
-        await new Promise((r) => setTimeout(r, VDI_PULL_RETRY_MS));
+        await sleep(VDI_PULL_RETRY_MS, this.deps.timers);
       }
     };
     attempt().catch((e) =>
@@ -487,12 +494,12 @@ export class Sheep implements SheepContext {
       const w = {
         epoch,
         wake: () => {
-          clearTimeout(timer);
+          this.deps.timers.clearTimeout(timer);
           this.#epochWaiters.delete(w);
           resolve();
         },
       };
-      const timer = setTimeout(() => {
+      const timer = this.deps.timers.setTimeout(() => {
         this.#epochWaiters.delete(w);
         reject(new SdError(Res.NEW_NODE_VER, `epoch ${epoch} not reached`));
       }, deadlineMs);
@@ -556,7 +563,7 @@ export class Sheep implements SheepContext {
     }
     switch (spec.cls) {
       case "G":
-        return handleGatewayOp(this, req, data, rsp);
+        return handleGatewayOp(this, req, data, rsp, conn.signal);
       case "P":
         return this.#peer(req, data, rsp);
       case "L":
@@ -779,7 +786,7 @@ export class Sheep implements SheepContext {
   kill(): void {
     this.killed = true;
     this.deps.stopListening();
-    setTimeout(() => this.deps.exit(0, "killed by dog node kill"), 100);
+    this.deps.timers.setTimeout(() => this.deps.exit(0, "killed by dog node kill"), 100);
   }
 
   /** Releases driver, peers and store. */

@@ -8,6 +8,8 @@
 
 import { Sheep } from "../sheep.ts";
 import { SoloDriver } from "./solo_driver.ts";
+import { systemTimers } from "../../cluster/deadline.ts";
+import { tcpPeerConnect } from "../../net/peer_pool.ts";
 import { memoryLog } from "../log.ts";
 import { memoryMetaFiles } from "../meta_files.ts";
 import { PlainStore } from "../../store/plain_store.ts";
@@ -64,6 +66,8 @@ export async function withTestSheep(
       driver: new SoloDriver(),
       log: memoryLog(),
       now: () => Date.UTC(2026, 10, 21, 4, 19, 4),
+      timers: systemTimers,
+      connectPeer: tcpPeerConnect,
       random: () => 0.5,
       exit: () => {},
       stopListening: () => {},
