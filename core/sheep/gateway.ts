@@ -203,13 +203,14 @@ export class Gateway {
    * A peer op that is not idempotent (DECREF_PEER) on every replica of `oid`: each replica is
    * retried on its own after a failure that happens before the op applies (another epoch, a node
    * joining), and one that applied it is not asked again. A broken connection is not retried.
-   * `local` runs it on this node's own store; `makeReq` builds the request for a peer.
+   * `local` runs it on this node's own store, admitted at `epoch`; `makeReq` builds the request
+   * for a peer.
    */
   eachReplicaOnce(
     oid: bigint,
     copies: number,
     makeReq: (epoch: number) => SdReq,
-    local: () => Promise<void>,
+    local: (epoch: number) => Promise<void>,
   ): Promise<void> {
     const done = new Set<string>();
     return this.#retry(
@@ -219,8 +220,9 @@ export class Gateway {
         this.#all(oid, copies, async (n, epoch) => {
           const key = nodeName(n);
           if (done.has(key)) return;
-          if (sameNode(n, this.#ctx.self)) await this.#local(oid, "write", epoch, local);
-          else {
+          if (sameNode(n, this.#ctx.self)) {
+            await this.#local(oid, "write", epoch, () => local(epoch));
+          } else {
             try {
               await this.#expectOk(n, makeReq(this.#ctx.cinfo.epoch));
             } catch (e) {

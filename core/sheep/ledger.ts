@@ -69,7 +69,7 @@ export async function decrefObject(
       req.ref.count = count;
       return req;
     },
-    () => decrefPeer(s, ledgerOid, generation, count),
+    (epoch) => decrefPeer(s, ledgerOid, generation, count, epoch),
   );
 }
 
@@ -98,15 +98,19 @@ export async function sendReleases(s: Sheep, releases: readonly Release[]): Prom
   await Promise.all(Array.from({ length: Math.min(RELEASE_WINDOW, releases.length) }, worker));
 }
 
-/** DECREF_PEER on this node's copy of the ledger. */
+/** DECREF_PEER on this node's copy of the ledger, admitted (recovery's io()) at `epoch`. */
 export async function decrefPeer(
   s: Sheep,
   ledgerOid: bigint,
   generation: number,
   count: number,
+  epoch: number,
 ): Promise<void> {
   const locks = contextLocks<bigint>(s, LEDGER_LOCKS);
-  const reclaim = await locks.with(ledgerOid, () => updateLedger(s, ledgerOid, generation, count));
+  const reclaim = await locks.with(
+    ledgerOid,
+    () => updateLedger(s, ledgerOid, generation, count, epoch),
+  );
   if (!reclaim) return;
   const dataOid = ledgerToDataOid(ledgerOid);
   const copies = s.gateway.copiesFor(dataOid);
@@ -122,6 +126,7 @@ async function updateLedger(
   ledgerOid: bigint,
   generation: number,
   count: number,
+  epoch: number,
 ): Promise<boolean> {
   const prefixLen = ledgerPrefixBytes(generation);
   let exists = true;
@@ -130,6 +135,17 @@ async function updateLedger(
     prefix = await s.store.read(ledgerOid, 0, prefixLen);
   } catch (e) {
     if (!(e instanceof SdError && e.result === Res.NO_OBJ)) throw e;
+    if (s.cinfo.epoch !== epoch) {
+      // Admitted at another epoch (an older one, then it waited for the lock; or a newer one this
+      // node has not adopted yet): the ledger may be missing because the moves took it to stale or
+      // its recovery has not run, not because it is the fresh [1]. Creating it would leave a live
+      // copy with a wrong count, maybe on a node that does not hold the ledger any more (a later
+      // epoch could trust it). Nothing is applied: the gateway retries at the current epoch.
+      throw new SdError(
+        Res.OLD_NODE_VER,
+        `${oidToString(ledgerOid)} missing after an epoch change`,
+      );
+    }
     exists = false;
     prefix = freshLedger(prefixLen);
   }

@@ -69,7 +69,7 @@ export async function handlePeerOp(
           req.ref.oid,
           "write",
           epoch,
-          () => decrefPeer(s, req.ref.oid, req.ref.generation, req.ref.count),
+          () => decrefPeer(s, req.ref.oid, req.ref.generation, req.ref.count, epoch),
         );
         return undefined;
     }

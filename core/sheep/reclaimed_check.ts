@@ -9,9 +9,9 @@
  * keeps its copy. Taken for the newest surviving copy, it would come back as an unreferenced
  * object no deletion will ever remove again, and, worse, sit under a later CREATE of the same oid.
  *
- * So before recovery takes an older copy of a data object (or of its ledger) after a newer holder
- * answered NO_OBJ, it asks the inodes: a data object `(V, idx)` is referenced iff some VDI of V's
- * family (snapshots, clones, rollbacks) has `data_vdi_id[idx] == V`. Inodes are never reclaimed
+ * So before recovery takes an older copy of a data object (or of its ledger) of a deleted VDI
+ * after a newer holder answered NO_OBJ, it asks the inodes: a data object `(V, idx)` is referenced
+ * iff some VDI of V's family (snapshots, clones, rollbacks) has `data_vdi_id[idx] == V`. Inodes are never reclaimed
  * while a family member lives, and a write makes its object a reference only after every replica
  * has it, so "no inode names it" is final. A VM state object of a deleted VDI is reclaimed.
  *
@@ -58,7 +58,11 @@ export async function isStillReferenced(
   const vid = oidToVid(oid);
   if (isVmstateObj(oid)) return vdis.get(vid)?.deleted !== true;
   const data = isLedgerObj(oid) ? oid & ~LEDGER_BIT : oid;
-  if (vdis.get(vid) === undefined) return true;
+  // Objects of a VDI that is not deleted count as referenced: a client may be between an
+  // object's CREATE and the inode write that names it (the seeded simulation's seed 6031 lost an
+  // acknowledged write that way), and a copy taken back of a discarded object only leaks (a later
+  // CREATE replaces it; its stale ledger can only delay a release).
+  if (vdis.get(vid)?.deleted !== true) return true;
   let timer: unknown;
   const timeout = new Promise<boolean>((resolve) => {
     timer = timers.setTimeout(() => resolve(true), deadlineMs);

@@ -489,20 +489,18 @@ export class RecoveryExecutor {
   }
 
   /**
-   * An object was created here at `epoch` (a client CREATE admitted then, or a fetch of that
-   * epoch's plan) but the node moved on to a newer epoch meanwhile, maybe after the moves of that
-   * epoch ran: if this node does not hold the object in the current ring, it goes to stale as
-   * the copy of `epoch`, as the moves would have done. A live copy of an object a node does not
-   * hold would be trusted, out of date, if the node held it again later.
+   * An object was created here at `epoch` (a client CREATE admitted then, or a fetch or restore of
+   * that epoch's plan) but the node moved on to a newer epoch meanwhile, maybe after the moves of
+   * that epoch ran: unless this node held the object in every epoch since (#heldSince), it goes to
+   * stale as the copy of `epoch`, as the moves would have done. A live copy of an object a node
+   * does not hold would be trusted, out of date, if the node held it again later.
    */
   async #late(oid: bigint, epoch: number): Promise<void> {
     const s = this.#s;
     if (s.cinfo.status !== ClusterStatus.OK || s.cinfo.epoch === epoch) return;
     if (this.#gateEpoch === s.cinfo.epoch) await this.#gate.promise;
-    const ring = this.#ring(s.cinfo.epoch, s.cinfo.nodes).ring;
-    if (ring.isEmpty) return;
-    const self = nodeKey(s.self);
-    if (ring.place(oid, this.#copiesOf(oid)).some((n) => nodeKey(n) === self)) return;
+    if (this.#ring(s.cinfo.epoch, s.cinfo.nodes).ring.isEmpty) return;
+    if (this.#heldSince(oid, epoch)) return;
     try {
       await s.store.moveToStale(oid, epoch);
       await s.store.syncMoves();
@@ -510,6 +508,25 @@ export class RecoveryExecutor {
     } catch (e) {
       if (!(e instanceof SdError && e.result === Res.NO_OBJ)) throw e;
     }
+  }
+
+  /**
+   * Whether this node holds `oid` in the ring of every epoch after `epoch` up to the current one:
+   * only then would the moves have left live a copy that landed in time at `epoch`. Held now but
+   * not in an epoch between, the copy misses that epoch's writes (they went to its holders): it
+   * must not be trusted as current. An epoch whose ring this node does not know counts as not held.
+   */
+  #heldSince(oid: bigint, epoch: number): boolean {
+    const s = this.#s;
+    const self = nodeKey(s.self);
+    const copies = this.#copiesOf(oid);
+    for (let e = epoch + 1; e <= s.cinfo.epoch; e++) {
+      const r = e === s.cinfo.epoch ? this.#ring(e, s.cinfo.nodes) : this.#rings.get(e);
+      if (r === undefined || !r.ring.place(oid, copies).some((n) => nodeKey(n) === self)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Whether the recovery of `epoch` was replaced (or the daemon is stopping). */
@@ -712,7 +729,7 @@ export class RecoveryExecutor {
       }
       missed = true;
       if (src.kind === "local") {
-        if (await this.#restore(f.oid, src.epoch)) return "recovered";
+        if (await this.#restore(f.oid, src.epoch, epoch)) return "recovered";
         continue;
       }
       if (f.hashCandidates.length > 0) {
@@ -726,7 +743,10 @@ export class RecoveryExecutor {
             if (err instanceof SdError && err.result === Res.NO_OBJ) continue;
             throw err;
           }
-          if (equalBytes(mine, digest) && await this.#restore(f.oid, e)) return "recovered";
+          if (!equalBytes(mine, digest)) continue;
+          // GET_HASH and sha1Stale awaited: a newer epoch may have begun (and done its moves).
+          if (this.#stale(epoch)) return "retry";
+          if (await this.#restore(f.oid, e, epoch)) return "recovered";
         }
       }
       if (!isSparseKind(f.oid)) {
@@ -749,8 +769,10 @@ export class RecoveryExecutor {
         this.#counters.fetched++;
         this.#counters.fetchedBytes += copy.length;
       } catch (e) {
-        // A client CREATE made it meanwhile: that one is newer.
+        // A client CREATE (or a newer epoch's fetch) made it meanwhile: that one is newer, and
+        // not this fetch's to move if late (its own io() or fetch does).
         if (!(e instanceof SdError && e.result === Res.OID_EXIST)) throw e;
+        return "recovered";
       }
       if (this.#stale(epoch)) await this.#late(f.oid, epoch);
       return "recovered";
@@ -758,13 +780,18 @@ export class RecoveryExecutor {
     return "absent";
   }
 
-  /** Links a local stale copy back; false when there is none. */
-  async #restore(oid: bigint, epoch: number): Promise<boolean> {
-    const planEpoch = this.#nr.epoch;
+  /**
+   * Links the local stale copy `<oid>.<staleEpoch>` back for the plan of `epoch`; false when there
+   * is none. `epoch` must be the fetch's own plan epoch, not the running plan's (#nr.epoch): a
+   * fetch of epoch e whose GET_HASH was answered just before this node adopted e+1 restores after
+   * the moves of e+1, and only the fetch's epoch tells that the restore is late (cluster sim, seed
+   * 2053: an object restored so stayed live on a node the ring of e+1 does not place it on).
+   */
+  async #restore(oid: bigint, staleEpoch: number, epoch: number): Promise<boolean> {
     try {
-      await this.#s.store.restoreFromStale(oid, epoch);
+      await this.#s.store.restoreFromStale(oid, staleEpoch);
       this.#counters.restored++;
-      if (this.#stale(planEpoch)) await this.#late(oid, planEpoch);
+      if (this.#stale(epoch)) await this.#late(oid, epoch);
       return true;
     } catch (e) {
       if (e instanceof SdError && e.result === Res.OID_EXIST) return true;
