@@ -276,7 +276,7 @@ export async function dropPageCache(dirs: string[]): Promise<number> {
  * 1.0-2.8 GB/s right after such a file), so each seq write phase, raw and sheep alike, is preceded
  * by this for the bytes it is about to put in the page cache (the sheep's: copies × size).
  */
-async function conditionMemory(dir: string, mib: number): Promise<void> {
+export async function conditionMemory(dir: string, mib: number): Promise<void> {
   const path = `${dir}/warm.tmp`;
   const count = Math.max(1, Math.ceil(mib / 4));
   const r = await run("dd", [
@@ -293,14 +293,14 @@ async function conditionMemory(dir: string, mib: number): Promise<void> {
 }
 
 /** The machine's 1-minute load average. */
-async function loadAverage(): Promise<number> {
+export async function loadAverage(): Promise<number> {
   return Number((await Deno.readTextFile("/proc/loadavg")).split(" ")[0]);
 }
 
 const CLK_TCK = 100;
 
 /** utime + stime of a process in seconds. */
-async function cpuSeconds(pid: number | "self"): Promise<number> {
+export async function cpuSeconds(pid: number | "self"): Promise<number> {
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;

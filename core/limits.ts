@@ -50,6 +50,14 @@ export const NBD_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024;
 export const NBD_MAX_CONNECTIONS = 1024;
 /** How long an NBD client may take from connecting to the end of its handshake (ms). */
 export const NBD_HANDSHAKE_TIMEOUT_MS = 30_000;
+/**
+ * A write that would create its data object while a sequential stream is in flight is held back
+ * until no further piece of the object came for this long (ms), so that the pieces go out as one
+ * create (core/vdi_client/create_gather.ts)…
+ */
+export const CREATE_GATHER_IDLE_MS = 2;
+/** …and at the latest this long after the first piece was held (ms). */
+export const CREATE_GATHER_MAX_MS = 20;
 
 /**
  * Avoid-diskfull (`dog cluster format -F`): the space a node keeps free after a recovery, at
@@ -74,6 +82,10 @@ export function checkLimits(): void {
   assert(MAX_EVENT_SIZE <= MAX_REQUEST_DATA, "an event fits in a request");
   assert(MIN_BLOCK_SIZE_SHIFT <= 22 && 22 <= MAX_BLOCK_SIZE_SHIFT, "default shift in range");
   assert(NBD_MAX_INFLIGHT_BYTES >= NBD_MAX_PAYLOAD, "one NBD request of the largest size fits");
+  assert(
+    CREATE_GATHER_IDLE_MS <= CREATE_GATHER_MAX_MS,
+    "a held write waits no longer than the cap",
+  );
   assert(
     DISKFULL_RESERVE_MIN_BYTES >= 1 << 22 && DISKFULL_RESERVE_PERMILLE < 1000,
     "the avoid-diskfull reserve holds a default object and leaves room",

@@ -30,6 +30,7 @@ import {
   NBD_MAX_OPTION_DATA,
   NBD_MAX_PAYLOAD,
 } from "../limits.ts";
+import { objectBuffers } from "../buffer_pool.ts";
 import { ExactReader, UnexpectedEofError, writeAll } from "../net/exact_reader.ts";
 import {
   ClientFlag,
@@ -72,7 +73,17 @@ export interface NbdExport {
   readonly description?: string;
   /** Preferred I/O size for NBD_INFO_BLOCK_SIZE (a power of two ≤ NBD_MAX_PAYLOAD). */
   readonly preferredBlockSize?: number;
+  /**
+   * False when a second connection to the export would be refused (a writer holding a VDI lock),
+   * so NBD_FLAG_CAN_MULTI_CONN is not offered; offered when absent.
+   */
+  readonly multiConn?: boolean;
+  /**
+   * Reads. The result may be a pooled object buffer (core/buffer_pool.ts): the server gives it
+   * back once the reply is sent.
+   */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Writes. `data` is lent: it must not be used once the returned promise settles. */
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Makes the range read as zeros; `unmap` lets it release storage. */
   zero(offset: number, length: number, unmap: boolean): Promise<void>;
@@ -94,9 +105,16 @@ export interface NbdExportProvider {
   list(): Promise<NbdExportEntry[]>;
   /**
    * Opens an export; null when there is none of that name. Other failures throw, and their
-   * message is sent to the client (NBD_REP_ERR_SHUTDOWN: the store cannot serve now).
+   * message is sent to the client: NBD_REP_ERR_POLICY for {@linkcode NbdOpenRefused}, else
+   * NBD_REP_ERR_SHUTDOWN (the store cannot serve now). `use` is false for NBD_OPT_INFO, which
+   * only describes the export (no data is served through it, so nothing needs to be held).
    */
-  open(name: string): Promise<NbdExport | null>;
+  open(name: string, opts?: { use: boolean }): Promise<NbdExport | null>;
+}
+
+/** open() refused the export on purpose (it is in use by another writer, …). */
+export class NbdOpenRefused extends Error {
+  override name = "NbdOpenRefused";
 }
 
 /** A failed command with the errno the client gets (other errors become EIO and are reported). */
@@ -222,7 +240,8 @@ export class NbdServer {
 
 /** Transmission flags of an export. */
 export function transmissionFlags(exp: NbdExport): number {
-  let flags = TxFlag.HAS_FLAGS | TxFlag.SEND_FLUSH | TxFlag.CAN_MULTI_CONN;
+  let flags = TxFlag.HAS_FLAGS | TxFlag.SEND_FLUSH;
+  if (exp.multiConn !== false) flags |= TxFlag.CAN_MULTI_CONN;
   if (exp.readOnly) flags |= TxFlag.READ_ONLY;
   else flags |= TxFlag.SEND_FUA | TxFlag.SEND_TRIM | TxFlag.SEND_WRITE_ZEROES;
   return flags;
@@ -240,8 +259,11 @@ const ALLOWED_FLAGS: Record<number, number> = {
 
 /** Option data we read and throw away before answering NBD_REP_ERR_TOO_BIG (more: disconnect). */
 const MAX_SKIPPED_OPTION_DATA = 16 * 1024 * 1024;
-/** Replies up to this size go out in one write with their header. */
-const COALESCE_LIMIT = 256 * 1024;
+/**
+ * Replies up to this size are copied behind their header and go out in one write; larger ones go
+ * as two writes (the header alone costs a syscall, less than copying a large reply).
+ */
+const COALESCE_LIMIT = 64 * 1024;
 
 /** Closes the connection (protocol violation). */
 class Disconnect extends Error {
@@ -358,7 +380,7 @@ class NbdSession {
     if (name === null) throw new Disconnect("export name is not UTF-8");
     let exp: NbdExport | null;
     try {
-      exp = await this.#provider.open(name);
+      exp = await this.#provider.open(name, { use: true });
     } catch (e) {
       throw new Disconnect(`cannot open export '${name}': ${errText(e)}`);
     }
@@ -401,9 +423,10 @@ class NbdSession {
     }
     let exp: NbdExport | null;
     try {
-      exp = await this.#provider.open(go.name);
+      exp = await this.#provider.open(go.name, { use: option === Opt.GO });
     } catch (e) {
-      await this.#optionError(option, Rep.ERR_SHUTDOWN, `cannot open '${go.name}': ${errText(e)}`);
+      const rep = e instanceof NbdOpenRefused ? Rep.ERR_POLICY : Rep.ERR_SHUTDOWN;
+      await this.#optionError(option, rep, `cannot open '${go.name}': ${errText(e)}`);
       return null;
     }
     if (exp === null) {
@@ -455,10 +478,21 @@ class NbdSession {
           throw new Disconnect(`NBD write of ${req.length} bytes (limit ${NBD_MAX_PAYLOAD})`);
         }
         await this.#room(req.length);
-        const data = new Uint8Array(req.length);
+        // Lent to the export, as the sheep's own server lends object writes: the buffer goes
+        // back to the pool once the write is answered (the export keeps no reference to it).
+        const data = objectBuffers.take(req.length);
         // A payload cut short ends the connection here, before anything is written.
-        if (data.length > 0 && !(await this.#reader.readFull(data))) return;
-        this.#dispatch(req, req.length, () => this.#write(exp, req, data));
+        if (data.length > 0 && !(await this.#reader.readFull(data))) {
+          objectBuffers.give(data);
+          return;
+        }
+        this.#dispatch(req, req.length, async () => {
+          try {
+            return await this.#write(exp, req, data);
+          } finally {
+            objectBuffers.give(data);
+          }
+        });
         continue;
       }
       if (req.type === Cmd.DISC) return;
@@ -548,15 +582,23 @@ class NbdSession {
     }
   }
 
-  /** Sends a simple reply. A client gone by now is noticed by the read loop: nothing to do here. */
-  #reply(error: number, handle: Uint8Array, data?: Uint8Array): Promise<void> {
+  /**
+   * Sends a simple reply. A client gone by now is noticed by the read loop: nothing to do here.
+   * Read data in a pooled object buffer (core/buffer_pool.ts) goes back to the pool once sent.
+   */
+  async #reply(error: number, handle: Uint8Array, data?: Uint8Array): Promise<void> {
     const len = data?.length ?? 0;
     if (len > 0 && len <= COALESCE_LIMIT) {
       const buf = encodeSimpleReply(error, handle, len);
       buf.set(data!, SIMPLE_REPLY_SIZE);
-      return this.#send(buf).catch(() => {});
+      objectBuffers.give(data!);
+      return await this.#send(buf).catch(() => {});
     }
-    return this.#send(encodeSimpleReply(error, handle), data).catch(() => {});
+    try {
+      await this.#send(encodeSimpleReply(error, handle), data).catch(() => {});
+    } finally {
+      if (data !== undefined) objectBuffers.give(data);
+    }
   }
 
   /** Writes `head` (and `tail`) after everything queued before; rejects when the client is gone. */

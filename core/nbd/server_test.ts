@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { NBD_MAX_PAYLOAD } from "../limits.ts";
+import { objectBuffers } from "../buffer_pool.ts";
 import {
   ClientFlag,
   Cmd,
@@ -411,5 +412,35 @@ Deno.test("NBD runs many connections and requests at once; close() ends them", a
       c.close();
     }
     assert.equal(disk.closed, 4);
+  });
+});
+
+Deno.test("NBD gives a read's pooled object buffer back to the pool once the reply is sent", async () => {
+  await withServer(async (port, provider) => {
+    const disk = provider.exports.get("disk")!;
+    disk.bytes.fill(5, 0, 256 * 1024);
+    const lent: Uint8Array[] = [];
+    disk.read = (offset, length) => {
+      const buf = objectBuffers.take(length);
+      buf.set(disk.bytes.subarray(offset, offset + length));
+      lent.push(buf);
+      return Promise.resolve(buf);
+    };
+    const { client } = await RawNbdClient.go(port, "disk");
+    const reply = await client.call(Cmd.READ, 0, 256 * 1024);
+    assert.equal(reply.error, 0);
+    assert.ok(reply.data.every((b) => b === 5));
+    assert.ok(objectBuffers.owns(lent[0]));
+    const deadline = Date.now() + 2000;
+    // take() hands out the last buffer given back: the one the reply carried.
+    let again = objectBuffers.take(256 * 1024);
+    while (again.buffer !== lent[0].buffer && Date.now() < deadline) {
+      objectBuffers.give(again);
+      await sleep(10);
+      again = objectBuffers.take(256 * 1024);
+    }
+    assert.equal(again.buffer, lent[0].buffer, "the reply's buffer came back to the pool");
+    objectBuffers.give(again);
+    client.close();
   });
 });

@@ -40,6 +40,11 @@ export function startNbdExport(
 ): NbdServer {
   const exports = new VdiExports(inProcessRequest(handler), {
     onIoError: (name, err) => log.warn("NBD command failed", { export: name, error: err.message }),
+    onUnlockError: (name, err) =>
+      log.error("cannot release the VDI lock of an NBD connection", {
+        export: name,
+        error: String(err),
+      }),
   });
   const events: NbdServerEvents = {
     onProtocolError: (remote, message) =>

@@ -14,15 +14,34 @@
  * follows it when it is snapshotted; a snapshot's by vid. The volume is dropped when its last
  * connection ends, so the next one reads the inode afresh.
  *
+ * On a cluster formatted with `-l` (VDI locking), a connection that uses a working VDI (NBD_OPT_GO
+ * or NBD_OPT_EXPORT_NAME) locks it with LOCK_VDI, as QEMU's sheepdog driver did, and releases it
+ * with RELEASE_VDI when the connection ends, however it ends. The lock is the sheep's, so a second
+ * writer is refused (NBD_REP_ERR_POLICY) even on the same sheep, and such exports do not offer
+ * multi-conn. Snapshots are read-only and take no lock; neither does NBD_OPT_INFO. A sheep that
+ * dies loses its locks when the cluster sees it leave.
+ *
  * @module
  */
 
-import { Op, Res, resultText, SD_PROTO_VER, SD_SHEEP_PROTO_VER } from "../proto/constants.ts";
-import { SD_VDI_BITMAP_SIZE } from "../proto/constants.ts";
+import {
+  ClusterFlag,
+  Flag,
+  LockType,
+  Op,
+  Res,
+  resultText,
+  SD_MAX_VDI_LEN,
+  SD_PROTO_VER,
+  SD_SHEEP_PROTO_VER,
+  SD_VDI_BITMAP_SIZE,
+} from "../proto/constants.ts";
+import { CLUSTER_INFO_HEADER_SIZE } from "../proto/cluster_info.ts";
 import { SdReq } from "../proto/header.ts";
 import { decodeInodeHeader, type InodeHeader, isSnapshot } from "../proto/inode.ts";
 import { SdError } from "../proto/sd_error.ts";
 import { vidToVdiOid } from "../hash/oid.ts";
+import { encodeFixedString } from "../proto/strings.ts";
 import {
   loadVdi,
   lookupVdiId,
@@ -36,8 +55,10 @@ import {
   type NbdExport,
   type NbdExportEntry,
   type NbdExportProvider,
+  NbdOpenRefused,
 } from "./server.ts";
 import { Errno } from "./protocol.ts";
+import { NBD_MAX_PAYLOAD } from "../limits.ts";
 
 /** Bytes of an inode read to list it (name … btree_counter). */
 const LIST_HEADER_READ = 572;
@@ -102,6 +123,8 @@ export function errnoOfResult(result: number): number {
 export interface VdiExportsOptions {
   /** Called for a command that failed in the store (the client gets an errno). */
   onIoError?(exportName: string, err: SdError): void;
+  /** Called when the VDI lock of an ended connection could not be released. */
+  onUnlockError?(exportName: string, err: unknown): void;
 }
 
 interface SharedVolume {
@@ -114,6 +137,10 @@ export class VdiExports implements NbdExportProvider {
   readonly #request: SheepRequest;
   readonly #opts: VdiExportsOptions;
   readonly #volumes = new Map<string, SharedVolume>();
+  /** RELEASE_VDI requests of ended connections still in flight. */
+  readonly #unlocks = new Set<Promise<void>>();
+  /** Failed releases when there is no onUnlockError, for unlocked() to throw. */
+  readonly #unlockErrors: unknown[] = [];
 
   constructor(request: SheepRequest, opts: VdiExportsOptions = {}) {
     this.#request = request;
@@ -158,22 +185,119 @@ export class VdiExports implements NbdExportProvider {
     return out;
   }
 
-  async open(exportName: string): Promise<NbdExport | null> {
+  /**
+   * Resolves when the VDI locks of every ended connection are released; throws the failures
+   * nobody was told about (no onUnlockError).
+   */
+  async unlocked(): Promise<void> {
+    while (this.#unlocks.size > 0) await Promise.allSettled([...this.#unlocks]);
+    const errors = this.#unlockErrors.splice(0);
+    if (errors.length > 0) throw new AggregateError(errors, "VDI locks were not released");
+  }
+
+  async open(
+    exportName: string,
+    opts: { use: boolean } = { use: true },
+  ): Promise<NbdExport | null> {
+    let locking: boolean | undefined;
     for (const reading of exportNameReadings(exportName)) {
+      const working = reading.snap.id === 0 && reading.snap.tag === "";
+      locking ??= working && await this.#lockingEnabled();
+      const lock = working && opts.use && locking;
       let vid: number;
       try {
-        vid = await lookupVdiId(this.#request, reading.name, reading.snap);
+        vid = lock
+          ? await this.#lock(reading.name)
+          : await lookupVdiId(this.#request, reading.name, reading.snap);
       } catch (e) {
         if (e instanceof SdError && (e.result === Res.NO_VDI || e.result === Res.NO_TAG)) continue;
         throw e;
       }
-      const working = reading.snap.id === 0 && reading.snap.tag === "";
       const key = working ? `working:${reading.name}` : `snapshot:${vid}`;
-      const shared = await this.#acquire(key, vid, reading);
-      const volume = await shared.volume;
-      return new VdiExport(exportName, volume, () => this.#drop(key, shared), this.#opts);
+      let shared: SharedVolume;
+      let volume: VdiVolume;
+      try {
+        shared = await this.#acquire(key, vid, reading);
+        volume = await shared.volume;
+      } catch (e) {
+        if (lock) this.#unlock(exportName, reading.name, vid);
+        throw e;
+      }
+      const release = () => {
+        this.#drop(key, shared);
+        if (lock) this.#unlock(exportName, reading.name, volume.vid);
+      };
+      return new VdiExport(exportName, volume, release, this.#opts, !(working && locking));
     }
     return null;
+  }
+
+  /** Whether the cluster was formatted with `-l` (its cluster_info flags). */
+  async #lockingEnabled(): Promise<boolean> {
+    const req = SdReq.of(Op.CLUSTER_INFO, SD_SHEEP_PROTO_VER, {
+      dataLength: CLUSTER_INFO_HEADER_SIZE,
+    });
+    const { rsp, data } = await this.#request(req);
+    if (rsp.result !== Res.SUCCESS || data.length < CLUSTER_INFO_HEADER_SIZE) {
+      throw new SdError(
+        rsp.result || Res.EIO,
+        `cannot read the cluster flags: ${resultText(rsp.result)}`,
+      );
+    }
+    const flags = new DataView(data.buffer, data.byteOffset, data.length).getUint16(16, true);
+    return (flags & ClusterFlag.USE_LOCK) !== 0;
+  }
+
+  /** LOCK_VDI of the working VDI `name` (normal lock); its vid. */
+  async #lock(name: string): Promise<number> {
+    const payload = new Uint8Array(2 * SD_MAX_VDI_LEN);
+    payload.set(encodeFixedString(name, SD_MAX_VDI_LEN));
+    const req = SdReq.of(Op.LOCK_VDI, SD_PROTO_VER, {
+      flags: Flag.CMD_WRITE,
+      dataLength: payload.length,
+    });
+    req.vdi.type = LockType.NORMAL;
+    const { rsp } = await this.#request(req, payload);
+    if (rsp.result === Res.VDI_LOCKED) {
+      throw new NbdOpenRefused(
+        `VDI ${name} is locked by another client (${resultText(rsp.result)})`,
+      );
+    }
+    if (rsp.result !== Res.SUCCESS) throw new SdError(rsp.result, `cannot lock VDI ${name}`);
+    return rsp.vdi.vdiId;
+  }
+
+  /**
+   * RELEASE_VDI of the lock taken on `vid`, in the background (a connection ends synchronously).
+   * The VDI is named in the payload, as QEMU does, so only this sheep's lock can be released.
+   */
+  #unlock(exportName: string, name: string, vid: number): void {
+    const release = async (v: number): Promise<number> => {
+      const payload = new TextEncoder().encode(name + "\0");
+      const req = SdReq.of(Op.RELEASE_VDI, SD_PROTO_VER, {
+        flags: Flag.CMD_WRITE,
+        dataLength: payload.length,
+      });
+      req.vdi.baseVdiId = v;
+      req.vdi.type = LockType.NORMAL;
+      return (await this.#request(req, payload)).rsp.result;
+    };
+    const p: Promise<void> = (async () => {
+      let result = await release(vid);
+      if (result === Res.VDI_NOT_LOCKED) {
+        // A snapshot taken meanwhile moved the lock to the new working VDI (vdi_lock.ts), which
+        // this connection may never have written to: release that one.
+        const current = await lookupVdiId(this.#request, name);
+        if (current !== vid) result = await release(current);
+      }
+      if (result !== Res.SUCCESS) {
+        throw new SdError(result, `cannot unlock VDI ${name}: ${resultText(result)}`);
+      }
+    })().catch((e) => {
+      if (this.#opts.onUnlockError) this.#opts.onUnlockError(exportName, e);
+      else this.#unlockErrors.push(e);
+    }).finally(() => this.#unlocks.delete(p));
+    this.#unlocks.add(p);
   }
 
   async #acquire(key: string, vid: number, reading: ExportNameReading): Promise<SharedVolume> {
@@ -235,14 +359,25 @@ class VdiExport implements NbdExport {
   readonly size: number;
   readonly readOnly: boolean;
   readonly description: string;
-  readonly preferredBlockSize = 4096;
+  /** A whole data object: smaller writes to a new object cost a create of all of it. */
+  get preferredBlockSize(): number {
+    return Math.min(this.#volume.objectSize, NBD_MAX_PAYLOAD);
+  }
+  readonly multiConn: boolean;
   readonly #name: string;
   readonly #volume: VdiVolume;
   readonly #release: () => void;
   readonly #opts: VdiExportsOptions;
   #closed = false;
 
-  constructor(name: string, volume: VdiVolume, release: () => void, opts: VdiExportsOptions) {
+  constructor(
+    name: string,
+    volume: VdiVolume,
+    release: () => void,
+    opts: VdiExportsOptions,
+    multiConn: boolean,
+  ) {
+    this.multiConn = multiConn;
     this.#name = name;
     this.#volume = volume;
     this.#release = release;

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { withTestSheep } from "../sheep/testdata/in_process_sheep.ts";
 import { memoryLog } from "../sheep/log.ts";
 import { VdiVolume } from "../vdi_client/volume.ts";
+import { ClusterFlag } from "../proto/constants.ts";
 import { Cmd, Errno, Opt, Rep, TxFlag } from "./protocol.ts";
+import { NbdOpenRefused } from "./server.ts";
 import { startNbdExport } from "./sheep_export.ts";
 import { exportNameReadings, VdiExports } from "./vdi_exports.ts";
 import { RawNbdClient } from "./testdata/raw_nbd_client.ts";
@@ -124,5 +126,43 @@ Deno.test("sheep NBD export: a VDI over NBD in process, read back through the vo
     } finally {
       await server.close(2000);
     }
+  });
+});
+
+Deno.test("VdiExports on a locking cluster: a working VDI has one writer, released at close", async () => {
+  await withTestSheep(async (t) => {
+    const vid = await t.createVdi("vol", 8 * MiB);
+    await t.snapshot("vol", vid, 8 * MiB, "snap");
+    const exports = new VdiExports(t.request);
+    const a = (await exports.open("vol"))!;
+    assert.equal(a.multiConn, false);
+    await assert.rejects(exports.open("vol"), NbdOpenRefused);
+    await assert.rejects(exports.open("vol", { use: true }), /locked/);
+    const info = (await exports.open("vol", { use: false }))!;
+    assert.equal(info.multiConn, false);
+    info.close();
+    const snap = (await exports.open("vol:snap"))!;
+    assert.ok(snap.readOnly);
+    snap.close();
+    a.close();
+    await exports.unlocked();
+    const b = (await exports.open("vol"))!;
+    await b.write(0, new Uint8Array([5]));
+    b.close();
+    await exports.unlocked();
+    assert.equal(exports.openVolumes, 0);
+  }, { clusterFlags: ClusterFlag.USE_LOCK });
+});
+
+Deno.test("VdiExports without locking offers multi-conn and shares a working VDI", async () => {
+  await withTestSheep(async (t) => {
+    await t.createVdi("vol", 8 * MiB);
+    const exports = new VdiExports(t.request);
+    const a = (await exports.open("vol"))!;
+    const b = (await exports.open("vol"))!;
+    assert.equal(a.multiConn, true);
+    a.close();
+    b.close();
+    await exports.unlocked();
   });
 });

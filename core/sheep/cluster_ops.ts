@@ -24,7 +24,7 @@ import { addrToString, nodeAddrString, type SdNode } from "../proto/node.ts";
 import { applyForceRecover, applyFormat } from "../cluster/membership.ts";
 import type { Sheep } from "./sheep.ts";
 import { decodeDelVdiOutcome, type NewVdiOutcome } from "./vdi_ops.ts";
-import { lockVdi, releaseVdi } from "./vdi_lock.ts";
+import { lockVdi, moveLock, releaseVdi } from "./vdi_lock.ts";
 
 /** Everything a main step gets. */
 export interface MainStepInput {
@@ -83,6 +83,7 @@ export async function applyMainStep(
         deleted: false,
         parentVid: o.parentVid,
       });
+      if (o.snapshotVid) moveLock(s.vdis, o.snapshotVid, o.vid);
       return undefined;
     }
     case Op.DEL_VDI: {

@@ -14,6 +14,8 @@
  *   shared one); VDI_NOT_LOCKED when it holds nothing there (QEMU's close tolerates that code).
  * - A forced release frees the VDI whoever holds it (`dog vdi lock unlock`).
  * - A node that leaves the cluster (left or crashed) loses every lock it held.
+ * - A snapshot of a locked working VDI moves the lock to the new working VDI: the writer goes on
+ *   there (it reloads the inode after READONLY), and a second writer must still be refused.
  *
  * @module
  */
@@ -99,6 +101,21 @@ export function releaseLocksOf(vdis: VdiRegistry, node: NodeId): number[] {
     }
   }
   return changed;
+}
+
+/**
+ * Moves the lock of `from` (the working VDI just snapshotted) to `to` (its new working VDI);
+ * false when `from` holds no lock or `to` is unknown.
+ */
+export function moveLock(vdis: VdiRegistry, from: number, to: number): boolean {
+  const a = vdis.get(from);
+  const b = vdis.get(to);
+  if (!a || !b || a.lockState === LockState.UNLOCKED) return false;
+  b.lockState = a.lockState;
+  b.lockOwner = a.lockOwner;
+  b.participants = a.participants;
+  unlock(a);
+  return true;
 }
 
 function unlock(v: VdiInfo): void {

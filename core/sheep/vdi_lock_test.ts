@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { LockState, LockType, Res } from "../proto/constants.ts";
 import { makeNode, type NodeId } from "../proto/node.ts";
-import { lockVdi, releaseLocksOf, releaseVdi, sameNid } from "./vdi_lock.ts";
+import { lockVdi, moveLock, releaseLocksOf, releaseVdi, sameNid } from "./vdi_lock.ts";
 import { VdiRegistry } from "./vdi_registry.ts";
 
 const A: NodeId = makeNode("127.0.0.1", 7000).nid;
@@ -132,4 +132,21 @@ Deno.test("VdiRegistry.merge() carries lock state to a joiner, and not back from
   assert.equal(other.get(10)!.lockState, LockState.UNLOCKED);
   assert.equal(other.get(11)!.lockState, LockState.UNLOCKED);
   assert.deepEqual(other.get(11)!.participants, []);
+});
+
+Deno.test("moveLock() hands a snapshotted VDI's lock to its new working VDI", () => {
+  const r = registry(10, 11, 12);
+  assert.equal(moveLock(r, 10, 11), false, "nothing to move");
+  assert.equal(lockVdi(r, 10, LockType.NORMAL, A), Res.SUCCESS);
+  assert.equal(moveLock(r, 10, 11), true);
+  assert.equal(r.get(10)!.lockState, LockState.UNLOCKED);
+  assert.equal(r.get(11)!.lockState, LockState.LOCKED);
+  assert.equal(lockVdi(r, 11, LockType.NORMAL, B), Res.VDI_LOCKED, "a second writer is refused");
+  assert.equal(releaseVdi(r, 11, A, false), Res.SUCCESS, "the owner releases the new vid");
+  assert.equal(moveLock(r, 10, 99), false, "unknown target");
+  assert.equal(lockVdi(r, 12, LockType.SHARED, A), Res.SUCCESS);
+  assert.equal(lockVdi(r, 12, LockType.SHARED, B), Res.SUCCESS);
+  assert.equal(moveLock(r, 12, 10), true);
+  assert.equal(r.get(10)!.participants.length, 2);
+  assert.equal(r.get(12)!.participants.length, 0);
 });

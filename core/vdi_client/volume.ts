@@ -10,7 +10,9 @@
  *   CMD_COW and the owner's oid when a parent owns it (the gateway copies the rest), then the inode
  *   entry (WRITE_OBJ of 4 bytes at 4664 + 4·idx) names this VDI. The entry is written only after
  *   the object exists, so a crash between the two leaves an unreferenced object, never an entry
- *   that points at nothing.
+ *   that points at nothing. Sequential writers that send objects in pieces get one create per
+ *   object (create_gather.ts), and the entries of creates running together are written together
+ *   (entry_batcher.ts).
  * - Zero (TRIM, WRITE_ZEROES): whole objects lose their inode entry (the gateway then drops an
  *   object the VDI owned alone, as for v1.0's discard); partial ranges of allocated objects are
  *   overwritten with zeros, so a zeroed range always reads back as zeros.
@@ -30,6 +32,7 @@
  */
 
 import { assert } from "../assert.ts";
+import { objectBuffers } from "../buffer_pool.ts";
 import {
   Flag,
   Op,
@@ -46,6 +49,8 @@ import { oidToString, vidToDataOid, vidToVdiOid } from "../hash/oid.ts";
 import type { Reply } from "../net/client.ts";
 import { type DataIndex, INODE_FIRST_READ, PlainDataIndex, readDataIndex } from "./data_index.ts";
 import { ObjectLocks } from "./object_locks.ts";
+import { CreateGather } from "./create_gather.ts";
+import { EntryBatcher } from "./entry_batcher.ts";
 
 /**
  * Sends one request to a sheep and resolves with the reply (header and payload); rejects only when
@@ -129,6 +134,7 @@ async function readObject(
   const out = new Uint8Array(length);
   const at = Math.min(Number(reply.rsp.obj.offset), length);
   out.set(reply.data.subarray(0, length - at), at);
+  objectBuffers.give(reply.data);
   return out;
 }
 
@@ -179,6 +185,14 @@ export class VdiVolume {
   #header: InodeHeader;
   #index: DataIndex;
   #reopening: Promise<void> | null = null;
+  /** write() calls running (a sequential stream keeps several in flight). */
+  #writesInFlight = 0;
+  readonly #gather = new CreateGather((idx, off, data) =>
+    this.#withReopen(() => this.#writePiece(idx, off, data))
+  );
+  readonly #entries = new EntryBatcher((inodeVid, first, values) =>
+    this.#writeEntries(first, values, inodeVid)
+  );
 
   private constructor(request: SheepRequest, vdi: LoadedVdi, opts: VolumeOptions) {
     this.#request = request;
@@ -243,14 +257,20 @@ export class VdiVolume {
     return this.#index.get(idx);
   }
 
-  /** Reads `length` bytes at `offset`; holes read as zeros. INVALID_PARMS past the end. */
+  /**
+   * Reads `length` bytes at `offset`; holes read as zeros. INVALID_PARMS past the end. Through the
+   * daemon's own handler the result may be a pooled object buffer (core/buffer_pool.ts): the
+   * caller owns it, and may give it back once done with it.
+   */
   async read(offset: number, length: number): Promise<Uint8Array> {
     this.#checkRange(offset, length);
     const pieces = [...this.#pieces(offset, length)];
     if (pieces.length === 1) return await this.#readPiece(pieces[0]);
     const out = new Uint8Array(length);
     await forEachBounded(pieces, VOLUME_IO_WINDOW, async (p) => {
-      out.set(await this.#readPiece(p), p.at);
+      const piece = await this.#readPiece(p);
+      out.set(piece, p.at);
+      objectBuffers.give(piece);
     });
     return out;
   }
@@ -258,12 +278,26 @@ export class VdiVolume {
   /** Writes `data` at `offset`. INVALID_PARMS past the end, READONLY for a snapshot. */
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.#checkRange(offset, data.length);
-    await forEachBounded(
-      this.#pieces(offset, data.length),
-      VOLUME_IO_WINDOW,
-      (p) =>
-        this.#withReopen(() => this.#writePiece(p.idx, p.off, data.subarray(p.at, p.at + p.len))),
-    );
+    const others = this.#writesInFlight++;
+    try {
+      const done = forEachBounded(this.#pieces(offset, data.length), VOLUME_IO_WINDOW, (p) => {
+        const piece = data.subarray(p.at, p.at + p.len);
+        const objectEnd = Math.min(this.objectSize, this.size - p.idx * this.objectSize);
+        const creates = this.#index.get(p.idx) !== this.#vid && !this.readOnly;
+        if (creates && p.len < objectEnd && this.#gather.shouldHold(p.idx, others)) {
+          return this.#gather.hold(p.idx, p.off, piece, objectEnd);
+        }
+        return this.#withReopen(() => this.#writePiece(p.idx, p.off, piece));
+      });
+      // The first pieces were dispatched above (forEachBounded starts them synchronously): they
+      // were judged before this write was noted.
+      if (data.length > 0) {
+        this.#gather.noteWrite(Math.floor((offset + data.length - 1) / this.objectSize));
+      }
+      await done;
+    } finally {
+      this.#writesInFlight--;
+    }
   }
 
   /**
@@ -378,7 +412,7 @@ export class VdiVolume {
         if (inPlace) continue;
         const cowOid = current !== 0 ? vidToDataOid(current, idx) : 0n;
         await this.#send(Op.CREATE_AND_WRITE_OBJ, oid, off, data, cowOid);
-        await this.#writeEntries(idx, Uint32Array.of(vid));
+        await this.#entries.set(vid, idx, vid);
         (this.#index as PlainDataIndex).entries[idx] = vid;
         return;
       } finally {
@@ -416,10 +450,10 @@ export class VdiVolume {
     }
   }
 
-  /** Writes data_vdi_id[first …] = values in the inode. */
-  async #writeEntries(first: number, values: Uint32Array): Promise<void> {
+  /** Writes data_vdi_id[first …] = values in the inode (of `inodeVid`, default the volume's). */
+  async #writeEntries(first: number, values: Uint32Array, inodeVid = this.#vid): Promise<void> {
     const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    await this.#send(Op.WRITE_OBJ, vidToVdiOid(this.#vid), SD_INODE_HEADER_SIZE + 4 * first, bytes);
+    await this.#send(Op.WRITE_OBJ, vidToVdiOid(inodeVid), SD_INODE_HEADER_SIZE + 4 * first, bytes);
   }
 
   async #send(

@@ -178,3 +178,38 @@ Deno.test("VdiVolume refuses ranges past the end and reports failed object reque
     assert.deepEqual(await broken.read(4 * MiB, 10), new Uint8Array(10));
   });
 });
+
+Deno.test("VdiVolume creates each object once for a stream of pieces with an object in flight", async () => {
+  await withTestSheep(async (t) => {
+    const vid = await t.createVdi("vol", 3 * OBJ);
+    const { request, seen } = counting(t);
+    const v = await VdiVolume.open(request, "vol");
+    seen.length = 0;
+    const piece = 256 * 1024;
+    const data = pattern(3 * OBJ, 5);
+    // 16 pieces (an object's worth) in flight, as nbdcopy or a guest streaming a copy.
+    let next = 0;
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < data.length) {
+        const at = next;
+        next += piece;
+        await v.write(at, data.subarray(at, at + piece));
+      }
+    }));
+    const creates = seen.filter((s) => s.opcode === Op.CREATE_AND_WRITE_OBJ);
+    assert.deepEqual(creates.map((c) => c.oid), [0, 1, 2].map((i) => vidToDataOid(vid, i)));
+    // Only the very first piece starts no stream: it creates object 0 alone, and the other
+    // pieces of object 0 go in place together; the other objects are created (nearly) whole.
+    // Piece by piece, there would be 45 in-place writes.
+    const dataWrites = seen.filter((s) => s.opcode === Op.WRITE_OBJ && s.oid !== vidToVdiOid(vid));
+    assert.ok(
+      dataWrites.length <= 8,
+      `in-place writes: ${dataWrites.map((w) => w.oid.toString(16)).join(" ")}`,
+    );
+    const inodeWrites = seen.filter((s) => s.opcode === Op.WRITE_OBJ && s.oid === vidToVdiOid(vid));
+    assert.ok(inodeWrites.length <= 3, `${inodeWrites.length} inode writes`);
+    assert.deepEqual(await inodeEntries(t, vid, 3), [vid, vid, vid]);
+    const again = await VdiVolume.open(t.request, "vol");
+    assert.deepEqual(await again.read(0, data.length), data);
+  });
+});
