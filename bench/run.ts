@@ -32,6 +32,22 @@
  *   --driver-kills N   SIGKILL rounds per driver (default 3)
  *   --driver-nodes N   sheep per cluster (default 3)
  *
+ * NBD export (bench/nbd_bench.ts; after the cluster drivers): three sheep, copies 3, nbdcopy and
+ * qemu-img convert both ways, fio through nbdfuse, as ratios to the raw-limits jobs, run again
+ * beside each phase:
+ *   --nbd-size MiB          bytes copied each way (default 1024; "none" skips it)
+ *   --nbd-repeats N         repeats, median reported (default 3)
+ *   --nbd-rand-seconds S    seconds per fio job (default 5)
+ *
+ * Recovery after a node loss (bench/recovery_bench.ts; last): 4 and 6 sheep, copies 3, one
+ * SIGKILLed; the re-replication rate against the raw seq write ÷ 3, and a client's seq and random
+ * write rates during the recovery against those before it:
+ *   --recovery-nodes LIST     cluster sizes, each ≥ 4 (default 4,6; "none" skips it)
+ *   --recovery-objects N      4 MiB objects written before the kill (default 256)
+ *   --recovery-repeats N      repeats, median reported (default 3)
+ *   --recovery-clients LIST   rounds per repeat: idle,seq,rand (default all)
+ *   --recovery-throttle T     sheep -R max=N,interval=MS (default none)
+ *
  * @module
  */
 
@@ -63,6 +79,25 @@ import {
   parseDriverBenchArg,
   runDriverBench,
 } from "./driver_bench.ts";
+import {
+  NBD_BENCH_DEFAULTS,
+  NBD_BENCH_USAGE,
+  nbdBenchHeading,
+  type NbdBenchOptions,
+  nbdBenchTable,
+  parseNbdBenchArg,
+  runNbdBench,
+} from "./nbd_bench.ts";
+import {
+  parseRecoveryBenchArg,
+  RECOVERY_BENCH_DEFAULTS,
+  RECOVERY_BENCH_USAGE,
+  RECOVERY_RAW_JOB,
+  recoveryBenchHeading,
+  type RecoveryBenchOptions,
+  recoveryBenchTable,
+  runRecoveryBench,
+} from "./recovery_bench.ts";
 
 interface BenchArgs {
   sizeMiB: number;
@@ -74,13 +109,15 @@ interface BenchArgs {
   sheepIo: SheepIoOptions;
   snapshot: SnapshotBenchOptions;
   drivers: DriverBenchOptions;
+  nbd: NbdBenchOptions;
+  recovery: RecoveryBenchOptions;
 }
 
 function usage(): never {
   console.error(
     "usage: deno task bench [--quick] [--size MiB] [--runtime S] [--repeats N] [--dir PATH] " +
       `[--only ${RAW_JOBS.map((j) => j.name).join(",")}] [--json FILE|-]\n${SHEEP_IO_USAGE}\n` +
-      `${SNAPSHOT_BENCH_USAGE}\n${DRIVER_BENCH_USAGE}`,
+      `${SNAPSHOT_BENCH_USAGE}\n${DRIVER_BENCH_USAGE}\n${NBD_BENCH_USAGE}\n${RECOVERY_BENCH_USAGE}`,
   );
   Deno.exit(64);
 }
@@ -95,6 +132,8 @@ function parseArgs(argv: string[]): BenchArgs {
     sheepIo: { ...SHEEP_IO_DEFAULTS },
     snapshot: { ...SNAPSHOT_BENCH_DEFAULTS },
     drivers: { ...DRIVER_BENCH_DEFAULTS },
+    nbd: { ...NBD_BENCH_DEFAULTS },
+    recovery: { ...RECOVERY_BENCH_DEFAULTS },
   };
   const num = (v: string | undefined): number => {
     const n = Number(v);
@@ -108,11 +147,15 @@ function parseArgs(argv: string[]): BenchArgs {
       parseSheepIoArg(argv, i, a.sheepIo);
       Object.assign(a.snapshot, { sizesGiB: [1], repeats: 3 });
       parseDriverBenchArg(argv, i, a.drivers);
+      parseNbdBenchArg(argv, i, a.nbd);
+      parseRecoveryBenchArg(argv, i, a.recovery);
     } else if (k === "--size") a.sizeMiB = num(argv[++i]);
     else if (k === "--runtime") a.runtimeSec = num(argv[++i]);
     else if (k === "--repeats") {
       a.repeats = Math.round(num(argv[++i]));
       a.sheepIo.repeats = a.repeats;
+      a.nbd.repeats = a.repeats;
+      a.recovery.repeats = a.repeats;
     } else if (k === "--dir") a.dir = argv[++i] ?? usage();
     else if (k === "--only") a.only = (argv[++i] ?? usage()).split(",");
     else if (k === "--json") a.json = argv[++i] ?? usage();
@@ -120,7 +163,8 @@ function parseArgs(argv: string[]): BenchArgs {
       let used = 0;
       try {
         used = parseSheepIoArg(argv, i, a.sheepIo) || parseSnapshotBenchArg(argv, i, a.snapshot) ||
-          parseDriverBenchArg(argv, i, a.drivers);
+          parseDriverBenchArg(argv, i, a.drivers) || parseNbdBenchArg(argv, i, a.nbd) ||
+          parseRecoveryBenchArg(argv, i, a.recovery);
       } catch (e) {
         console.error(`bench: ${e instanceof Error ? e.message : e}`);
       }
@@ -131,6 +175,8 @@ function parseArgs(argv: string[]): BenchArgs {
   for (const n of a.only ?? []) {
     if (!RAW_JOBS.some((j) => j.name === n)) usage();
   }
+  // The recovery rate is a ratio to this raw job: it always runs with the recovery benchmark.
+  if (a.only && a.recovery.nodes.length > 0) a.only = [...new Set([...a.only, RECOVERY_RAW_JOB])];
   return a;
 }
 
@@ -153,12 +199,20 @@ async function main(): Promise<void> {
   const drivers = a.drivers.drivers.length > 0
     ? await runDriverBench({ ...a.drivers, onProgress: (line) => console.error(line) })
     : null;
+  const nbd = a.nbd.sizeMiB > 0
+    ? await runNbdBench({ ...a.nbd, onProgress: (line) => console.error(line) })
+    : null;
+  const recovery = a.recovery.nodes.length > 0
+    ? await runRecoveryBench({ ...a.recovery, onProgress: (line) => console.error(line) }, raw)
+    : null;
   const report = {
     machine: { cores: navigator.hardwareConcurrency },
     raw,
     sheepIo,
     snapshot,
     drivers,
+    nbd,
+    recovery,
   };
   if (a.json === "-") {
     console.log(JSON.stringify(report, null, 2));
@@ -174,6 +228,10 @@ async function main(): Promise<void> {
   if (sheepIo) console.log(`\n${sheepIoHeading(sheepIo)}\n${sheepIoTable(sheepIo)}`);
   if (snapshot) console.log(`\n${snapshotBenchHeading(snapshot)}\n${snapshotBenchTable(snapshot)}`);
   if (drivers) console.log(`\n${driverBenchHeading(drivers)}\n${driverBenchTable(drivers)}`);
+  if (nbd) console.log(`\n${nbdBenchHeading(nbd)}\n${nbdBenchTable(nbd)}`);
+  if (recovery) {
+    console.log(`\n${recoveryBenchHeading(recovery)}\n${recoveryBenchTable(recovery)}`);
+  }
 }
 
 if (import.meta.main) await main();

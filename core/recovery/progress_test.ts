@@ -208,6 +208,21 @@ Deno.test("maxInFlight bounds the objects started and not yet finished", () => {
   assert.equal(started(r.next(0)), 3n);
 });
 
+Deno.test("busy with client I/O, objects nobody waits for start only below busyMaxInFlight", () => {
+  const r = planned(1, [1n, 2n, 3n, 4n, 5n], { maxInFlight: 3, busyMaxInFlight: 1, busyMs: 100 });
+  r.clientIo(0);
+  assert.equal(started(r.next(0)), 1n);
+  assert.deepEqual(r.next(10), { kind: "none" }, "busy: one at a time");
+  assert.equal(r.mustWait(4n, false), true);
+  assert.equal(started(r.next(10)), 4n, "a waited-for object is not held back");
+  r.finish(1, 1n, "recovered", 20);
+  assert.deepEqual(r.next(20), { kind: "none" }, "4 in flight, still busy");
+  assert.equal(started(r.next(100)), 2n, "no client op for busyMs: maxInFlight again");
+  assert.equal(started(r.next(100)), 3n);
+  assert.deepEqual(r.next(100), { kind: "none" });
+  assert.throws(() => new NodeRecovery({ maxInFlight: 2, busyMaxInFlight: 3 }), AssertionError);
+});
+
 Deno.test("a transient failure retries the object after the delay, once the other objects are started", () => {
   const r = planned(1, [1n, 2n], { retryDelayMs: 30 });
   assert.equal(started(r.next(0)), 1n);
