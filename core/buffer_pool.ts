@@ -10,8 +10,54 @@
  * which gives it back after the write. Code that keeps such a buffer beyond its reply (a cache)
  * must copy it.
  *
+ * Pooled buffers start on a DIRECT_IO_ALIGNMENT boundary (when the process may use FFI, which
+ * tells the address), so the store can write a whole object from one with O_DIRECT, sparing the
+ * copy into the page cache (see core/store/direct_io.ts).
+ *
  * @module
  */
+
+/** Alignment (bytes) of the address, length and file offset of an O_DIRECT transfer. */
+export const DIRECT_IO_ALIGNMENT = 4096;
+
+/** True when this process may use FFI (never prompts; a cheap synchronous query, not cached). */
+export function ffiAllowed(): boolean {
+  try {
+    return Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  } catch (_unsupported) {
+    return false;
+  }
+}
+
+/** The address of `buf`'s first byte, or null when FFI is not allowed. */
+export function addressOf(buf: Uint8Array): number | null {
+  if (!ffiAllowed()) return null;
+  return Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+}
+
+/** True when `buf`'s address and length are multiples of DIRECT_IO_ALIGNMENT. */
+export function isDirectIoAligned(buf: Uint8Array): boolean {
+  if (buf.length % DIRECT_IO_ALIGNMENT !== 0) return false;
+  const addr = addressOf(buf);
+  return addr !== null && addr % DIRECT_IO_ALIGNMENT === 0;
+}
+
+/** Offset into `ab` of its first DIRECT_IO_ALIGNMENT boundary (0 when the address is unknown). */
+function alignedOffset(ab: ArrayBuffer): number {
+  const addr = addressOf(new Uint8Array(ab, 0, 1));
+  return addr === null ? 0 : (DIRECT_IO_ALIGNMENT - (addr % DIRECT_IO_ALIGNMENT)) %
+    DIRECT_IO_ALIGNMENT;
+}
+
+/**
+ * A fresh zeroed buffer of `length` bytes starting on a DIRECT_IO_ALIGNMENT boundary (any
+ * address when FFI is not allowed).
+ */
+export function alignedBuffer(length: number): Uint8Array {
+  if (!ffiAllowed()) return new Uint8Array(length);
+  const ab = new ArrayBuffer(length + DIRECT_IO_ALIGNMENT);
+  return new Uint8Array(ab, alignedOffset(ab), length);
+}
 
 /** Size of a pooled buffer: a data object of the default block size. */
 export const POOLED_BUFFER_SIZE = 4 << 20;
@@ -26,7 +72,8 @@ const IDLE_DROP_MS = 10_000;
 export class BufferPool {
   readonly #size: number;
   readonly #maxFree: number;
-  readonly #ours = new WeakSet<ArrayBufferLike>();
+  /** Our buffers, each with the offset of its aligned start. */
+  readonly #ours = new WeakMap<ArrayBufferLike, number>();
   #free: ArrayBuffer[] = [];
   #lastUse = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -50,10 +97,11 @@ export class BufferPool {
     this.#lastUse = Date.now();
     let ab = this.#free.pop();
     if (ab === undefined) {
-      ab = new ArrayBuffer(this.#size);
-      this.#ours.add(ab);
+      const aligned = ffiAllowed();
+      ab = new ArrayBuffer(this.#size + (aligned ? DIRECT_IO_ALIGNMENT : 0));
+      this.#ours.set(ab, aligned ? alignedOffset(ab) : 0);
     }
-    return new Uint8Array(ab, 0, length);
+    return new Uint8Array(ab, this.#ours.get(ab)!, length);
   }
 
   /** True when `buf` lies in a buffer of this pool. */

@@ -10,7 +10,7 @@ Deno.test("BufferPool hands out views of pooled buffers and reuses given-back on
   assert.ok(pool.owns(a));
   const b = pool.take(POOLED_MIN_LENGTH);
   assert.equal(b.length, POOLED_MIN_LENGTH);
-  assert.equal(b.buffer.byteLength, SIZE);
+  assert.ok(b.buffer.byteLength >= SIZE, "a view of a pooled buffer");
   pool.give(a);
   assert.equal(pool.free, 1);
   const c = pool.take(SIZE - 1);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Res } from "../proto/constants.ts";
+import { alignedBuffer, objectBuffers } from "../buffer_pool.ts";
 import { PlainStore, type PlainStoreOptions } from "./plain_store.ts";
 import {
   patternBytes,
@@ -30,6 +31,7 @@ async function plainFixture(options: PlainStoreOptions): Promise<StoreFixture> {
 runStoreContract("plain store", () => plainFixture({}));
 runStoreContract("plain store (nosync)", () => plainFixture({ nosync: true }));
 runStoreContract("plain store (2 cached handles)", () => plainFixture({ handleCacheSize: 2 }));
+runStoreContract("plain store (buffered creates)", () => plainFixture({ directIo: false }));
 
 async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "sheepdog-plain-store-" });
@@ -213,3 +215,52 @@ Deno.test("plain store create with an all-zero sparse buffer writes no blocks", 
     }
   });
 });
+
+Deno.test("plain store builds non-sparse objects with O_DIRECT from any buffer, at any offset", async () => {
+  await withDir(async (dir) => {
+    const size = 4 << 20;
+    const pooled = objectBuffers.take(size);
+    pooled.set(patternBytes(size, 7));
+    const aligned = alignedBuffer(64 * 1024);
+    aligned.set(patternBytes(aligned.length, 8));
+    const cases: [bigint, number, Uint8Array][] = [
+      [1n, 0, pooled], // the whole object from a pooled (aligned) payload
+      [2n, 0, patternBytes(size, 9)], // the whole object, any address
+      [3n, 4096, aligned], // aligned part
+      [4n, 12345, patternBytes(777, 10)], // unaligned part: zeros around it
+      [5n, size - 5, patternBytes(5, 11)],
+    ];
+    for (const nosync of [false, true]) {
+      const store = await PlainStore.open(`${dir}/${nosync}`, { nosync });
+      try {
+        for (const [oid, offset, data] of cases) {
+          await store.create(oid, offset, data, size, { sparse: false });
+          const want = new Uint8Array(size);
+          want.set(data, offset);
+          assert.equal(await store.size(oid), size);
+          assert.ok(sameBytes(await store.read(oid, 0, size), want), `object ${oid}`);
+        }
+        // An object whose size is not a multiple of the alignment is written the buffered way.
+        await store.create(6n, 10, patternBytes(10, 12), 5000, { sparse: false });
+        const want = new Uint8Array(5000);
+        want.set(patternBytes(10, 12), 10);
+        assert.deepEqual(await store.read(6n, 0, 5000), want);
+        await rejectsWith(
+          store.create(1n, 0, pooled, size, { sparse: false }),
+          Res.OID_EXIST,
+        );
+        const names = [...Deno.readDirSync(`${dir}/${nosync}/obj`)].map((e) => e.name);
+        assert.ok(!names.some((n) => n.endsWith(".tmp")), names.join(" "));
+      } finally {
+        await store.close();
+      }
+    }
+    objectBuffers.give(pooled);
+  });
+});
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
