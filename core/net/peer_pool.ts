@@ -7,7 +7,9 @@
  */
 
 import { PEER_POOL_SIZE } from "../limits.ts";
+import { Res } from "../proto/constants.ts";
 import type { SdReq } from "../proto/header.ts";
+import { SdError } from "../proto/sd_error.ts";
 import { type Reply, SheepClient } from "./client.ts";
 
 /** What the pool needs of one connection (SheepClient over TCP; the simulation's own). */
@@ -20,6 +22,19 @@ export interface PeerConnection {
   request(req: SdReq, data?: Uint8Array): Promise<Reply>;
   /** Closes the connection; pending requests fail. */
   close(): void;
+}
+
+/**
+ * A request that failed before any byte of it was sent (no connection could be opened): the peer
+ * certainly did not apply it, so even an op that is not idempotent may be sent again. A
+ * NETWORK_ERROR like any other for everyone else.
+ */
+export class NotSentError extends SdError {
+  override name = "NotSentError";
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(Res.NETWORK_ERROR, message, options);
+  }
 }
 
 /** Opens a connection to the sheep at host:port. */
@@ -40,9 +55,18 @@ export class PeerPool {
     this.#connect = connect;
   }
 
-  /** Sends `req` to host:port over a pooled connection. */
+  /**
+   * Sends `req` to host:port over a pooled connection. When no connection can be had the request
+   * was not sent: NotSentError.
+   */
   async request(host: string, port: number, req: SdReq, data?: Uint8Array): Promise<Reply> {
-    const client = await this.#pick(host, port);
+    let client: PeerConnection;
+    try {
+      client = await this.#pick(host, port);
+    } catch (e) {
+      const text = e instanceof SdError ? e.message : `${host}:${port}: ${String(e)}`;
+      throw new NotSentError(text, { cause: e });
+    }
     return client.request(req, data);
   }
 

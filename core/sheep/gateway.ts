@@ -16,6 +16,7 @@ import { oidToString, oidToVid } from "../hash/oid.ts";
 import { Flag } from "../proto/constants.ts";
 import type { ObjectIoKind, SheepContext } from "./context.ts";
 import { peerCreate, peerRead, peerRemove, peerWrite } from "./peer_ops.ts";
+import { NotSentError } from "../net/peer_pool.ts";
 import { sleep, type Timers } from "../cluster/deadline.ts";
 
 /** What a gateway takes from its surroundings: randomness (read order) and time (retries). */
@@ -227,8 +228,14 @@ export class Gateway {
               await this.#expectOk(n, makeReq(this.#ctx.cinfo.epoch));
             } catch (e) {
               // A broken connection may have lost the reply of an applied request: asking again
-              // could apply it twice. Fail instead (for DECREF: a leak, never a loss).
-              if (e instanceof SdError && e.result === Res.NETWORK_ERROR) {
+              // could apply it twice. Fail instead (for DECREF: a leak, never a loss). A request
+              // that was never sent (connection refused: a member that joined and does not listen
+              // yet, or one that died and has not left) is retried like any transient failure;
+              // failing it leaked every object released meanwhile (cluster sim, seed 20331).
+              if (
+                e instanceof SdError && e.result === Res.NETWORK_ERROR &&
+                !(e instanceof NotSentError)
+              ) {
                 throw new SdError(Res.EIO, `${e.message} (not retried: not idempotent)`, {
                   cause: e,
                 });

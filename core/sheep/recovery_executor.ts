@@ -158,6 +158,15 @@ export class RecoveryExecutor {
   #timer: unknown = null;
   /** Objects of the running fetches found reclaimed (core/sheep/reclaimed_check.ts). */
   readonly #reclaimed = new Set<bigint>();
+  /**
+   * Objects a peer op removed from this node's store, with the epoch it was admitted at (a reclaim:
+   * the gateway removes from every replica of that epoch). A plan may still name them (object
+   * lists gathered before, other nodes' older stale copies), and a fetch must not bring them back
+   * (cluster sim, seeds 10308 and 10232) as long as this node held the object in every epoch since
+   * the removal: then a later CREATE of the oid would have come here too, and forgot the entry.
+   * Cleared when the cluster purges its stale copies (the entries only bound memory then).
+   */
+  #removedHere = new Map<bigint, number>();
   #pumping = false;
   #closed = false;
   /** MAKE_FS is being applied (see onFormat). */
@@ -710,6 +719,17 @@ export class RecoveryExecutor {
   async #fetch(epoch: number, f: Fetch): Promise<Outcome> {
     const store = this.#s.store;
     if (await store.exists(f.oid)) return "recovered";
+    const removedAt = this.#removedHere.get(f.oid);
+    if (removedAt !== undefined && this.#heldSince(f.oid, removedAt)) {
+      // Reclaimed here, and not created again since: any copy a source has predates the removal.
+      this.#reclaimed.add(f.oid);
+      this.#s.log.info("recovery: not bringing back an object removed here", {
+        oid: oidToString(f.oid),
+        epoch,
+        removedAt,
+      });
+      return "absent";
+    }
     // Whether a newer source answered NO_OBJ: the older copies may be of a reclaimed object.
     let missed = false;
     let checked = false;
@@ -907,6 +927,7 @@ export class RecoveryExecutor {
     const { state, purge } = gatherOnComplete(this.#gather, epoch, nodeKey(sender));
     this.#gather = state;
     if (!purge) return;
+    this.#removedHere.clear();
     await this.#s.store.purgeStale();
     this.#s.log.info("recovery: every node finished; stale objects purged", { epoch });
   }
@@ -927,6 +948,7 @@ export class RecoveryExecutor {
    */
   async io<T>(oid: bigint, kind: IoKind, epoch: number, op: () => Promise<T>): Promise<T> {
     const s = this.#s;
+    this.#nr.clientIo(s.deps.now());
     if (s.cinfo.status === ClusterStatus.OK) {
       if (epoch < s.cinfo.epoch) throw new SdError(Res.OLD_NODE_VER);
       if (this.#gateEpoch === epoch) await this.#gate.promise;
@@ -946,8 +968,12 @@ export class RecoveryExecutor {
     try {
       const out = await op();
       if (kind === "create") {
+        this.#removedHere.delete(oid);
         if (s.cinfo.epoch !== epoch) await this.#late(oid, epoch);
         else if (this.#nr.createdLocally(oid)) this.#wake(oid);
+      }
+      if (kind === "remove" && s.cinfo.status === ClusterStatus.OK && s.cinfo.epoch === epoch) {
+        this.#removedHere.set(oid, epoch);
       }
       return out;
     } catch (e) {

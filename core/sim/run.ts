@@ -1,7 +1,8 @@
 /**
  * Explores seeds of the cluster simulation:
- * `deno run -A core/sim/run.ts --seeds N --from S [--verbose] [--debug] [--quarantine MS]`.
+ * `deno run -A core/sim/run.ts --seeds N --from S [--verbose] [--debug] [--quarantine MS] [--leaks]`.
  * Prints one line per seed and the full report of each failing one; exits 1 when any failed.
+ * Objects left of deleted VDIs are listed as leaks; with `--leaks` they fail the seed.
  *
  * @module
  */
@@ -22,16 +23,19 @@ export async function main(args: string[]): Promise<number> {
   const verbose = args.includes("--verbose");
   const logLevel = args.includes("--debug") ? 7 : 6;
   const quarantineMs = args.includes("--quarantine") ? flag("--quarantine", 0) : undefined;
+  const failOnLeaks = args.includes("--leaks");
   const failed: number[] = [];
   for (let seed = from; seed < from + seeds; seed++) {
     const t0 = performance.now();
-    const r = await runClusterSim(seed, { logLevel, quarantineMs });
+    const r = await runClusterSim(seed, { logLevel, quarantineMs, failOnLeaks });
     const ms = Math.round(performance.now() - t0);
     console.log(
-      `seed ${seed} ${r.ok ? "ok" : "FAILED"} hash ${r.traceHash} steps ${r.steps} ` +
+      `seed ${seed} ${
+        r.ok ? (r.leaks.length > 0 ? "ok (leaks)" : "ok") : "FAILED"
+      } hash ${r.traceHash} steps ${r.steps} ` +
         `virtual ${(r.virtualMs / 1000).toFixed(1)}s real ${ms}ms ${JSON.stringify(r.stats)}`,
     );
-    if (!r.ok || verbose) console.log(r.report);
+    if (!r.ok || verbose || r.leaks.length > 0) console.log(r.report);
     if (verbose) console.log(r.trace);
     if (!r.ok) failed.push(seed);
   }

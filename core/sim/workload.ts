@@ -69,6 +69,11 @@ interface ObjectState {
   created: boolean;
   /** A request on the object is in flight that forbids others (its creation). */
   creating: boolean;
+  /**
+   * Its VDI is being deleted or was deleted (vdi_deletion.ts): no request starts on it any more,
+   * the checks read nothing of it and require it gone instead (when its creation was acked).
+   */
+  retired: boolean;
   readonly blocks: BlockState[];
 }
 
@@ -114,7 +119,13 @@ export class Workload {
           busy: false,
           quietUntil: 0,
         }));
-        this.objects.push({ oid: vidToDataOid(vid, idx), created: false, creating: false, blocks });
+        this.objects.push({
+          oid: vidToDataOid(vid, idx),
+          created: false,
+          creating: false,
+          retired: false,
+          blocks,
+        });
       }
     }
   }
@@ -138,6 +149,26 @@ export class Workload {
     this.#stopping = true;
   }
 
+  /**
+   * Stops all I/O to VDI `vid`, as a VM is shut down before its VDI is deleted: no request starts
+   * on its objects any more; resolves once none is in flight and no failed write of them may still
+   * land (the quarantine, see FAILED_WRITE_QUARANTINE_MS), or false at `untilMs`.
+   */
+  async retire(vid: number, untilMs: number): Promise<boolean> {
+    const { clock } = this.#world;
+    const mine = this.objects.filter((o) => oidToVid(o.oid) === vid);
+    for (const o of mine) o.retired = true;
+    const quiet = () =>
+      mine.every((o) =>
+        !o.creating && o.blocks.every((b) => !b.busy && b.quietUntil <= clock.now())
+      );
+    while (!quiet()) {
+      if (clock.now() >= untilMs) return false;
+      await clock.sleep(50);
+    }
+    return true;
+  }
+
   async #stream(id: number): Promise<void> {
     const { clock } = this.#world;
     while (!this.#stopping) {
@@ -151,7 +182,10 @@ export class Workload {
   /** Blocks whose content is not certain yet (failed writes, unacknowledged creations). */
   unsettled(): number {
     let n = 0;
-    for (const o of this.objects) for (const b of o.blocks) if (b.uncertain.length > 0) n++;
+    for (const o of this.objects) {
+      if (o.retired) continue;
+      for (const b of o.blocks) if (b.uncertain.length > 0) n++;
+    }
     return n;
   }
 
@@ -188,7 +222,7 @@ export class Workload {
   /** A write of block `i` may start now. */
   #writable(o: ObjectState, i: number): boolean {
     const b = o.blocks[i];
-    if (o.creating || b.busy || b.quietUntil > this.#world.clock.now()) return false;
+    if (o.retired || o.creating || b.busy || b.quietUntil > this.#world.clock.now()) return false;
     // A creation writes the whole object: nothing else of it may be in flight or quarantined.
     return o.created || o.blocks.every((x) => !x.busy && x.quietUntil <= this.#world.clock.now());
   }
@@ -258,6 +292,7 @@ export class Workload {
     const o = this.#prng.pick(this.objects);
     if (!o.created || o.creating) return;
     const i = this.#prng.int(o.blocks.length);
+    if (o.retired) return;
     const b = o.blocks[i];
     if (b.busy) return;
     const { blockSize } = this.#opts;
