@@ -25,6 +25,7 @@ import { applyForceRecover, applyFormat } from "../cluster/membership.ts";
 import type { Sheep } from "./sheep.ts";
 import { decodeDelVdiOutcome, type NewVdiOutcome } from "./vdi_ops.ts";
 import { lockVdi, moveLock, releaseVdi } from "./vdi_lock.ts";
+import { sweepDeletedVdi } from "./deleted_sweep.ts";
 
 /** Everything a main step gets. */
 export interface MainStepInput {
@@ -90,6 +91,15 @@ export async function applyMainStep(
       const o = decodeDelVdiOutcome(m.data, rsp.vdi.vdiId);
       s.vdis.markDeleted(o.vid);
       for (const vid of o.freed) s.vdis.forget(vid);
+      if (!o.freed.includes(o.vid)) {
+        // In the background: the sweep reads inodes through the gateway (deleted_sweep.ts).
+        sweepDeletedVdi(s, o.vid).catch((e) =>
+          s.log.warn("the sweep of a deleted VDI's objects failed; they stay", {
+            vid: o.vid.toString(16),
+            error: String(e),
+          })
+        );
+      }
       return undefined;
     }
     case Op.GET_VDI_INFO:
