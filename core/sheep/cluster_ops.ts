@@ -211,6 +211,21 @@ function applyLockVdi(s: Sheep, m: MainStepInput): void {
   if ((s.cinfo.flags & ClusterFlag.USE_LOCK) === 0) return;
   const vid = m.rsp.vdi.vdiId;
   const type = m.req.vdi.type;
+  if (vid !== 0 && !s.vdis.get(vid)) {
+    // The requester found the VDI (its lookup reads the inodes), but this node has not learnt it
+    // yet (its VDI state pull after a whole-cluster restart runs in the background): record it,
+    // so that every node holds the same locks, and let the pull complete the record.
+    s.vdis.add({
+      vid,
+      nrCopies: m.rsp.vdi.copies || s.cinfo.nrCopies,
+      copyPolicy: 0,
+      blockSizeShift: s.cinfo.blockSizeShift,
+      snapshot: false,
+      deleted: false,
+      parentVid: 0,
+      partial: true,
+    });
+  }
   const result = lockVdi(s.vdis, vid, type, m.sender.nid);
   m.rsp.result = result;
   const props = { vid: vid.toString(16), type, node: nodeAddrString(m.sender) };

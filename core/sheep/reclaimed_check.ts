@@ -63,6 +63,8 @@ export async function isStillReferenced(
   // acknowledged write that way), and a copy taken back of a discarded object only leaks (a later
   // CREATE replaces it; its stale ledger can only delay a release).
   if (vdis.get(vid)?.deleted !== true) return true;
+  // A record learnt from a lock only has no parent link yet: the family walk could miss members.
+  if (vdis.hasPartial()) return true;
   let timer: unknown;
   const timeout = new Promise<boolean>((resolve) => {
     timer = timers.setTimeout(() => resolve(true), deadlineMs);

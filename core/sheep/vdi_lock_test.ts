@@ -150,3 +150,27 @@ Deno.test("moveLock() hands a snapshotted VDI's lock to its new working VDI", ()
   assert.equal(r.get(10)!.participants.length, 2);
   assert.equal(r.get(12)!.participants.length, 0);
 });
+
+Deno.test("VdiRegistry.merge() completes a record learnt from a lock, keeping the lock", () => {
+  const r = new VdiRegistry();
+  r.add({
+    vid: 7,
+    nrCopies: 3,
+    copyPolicy: 0,
+    blockSizeShift: 22,
+    snapshot: false,
+    deleted: false,
+    parentVid: 0,
+    partial: true,
+  });
+  assert.ok(r.hasPartial());
+  assert.equal(lockVdi(r, 7, LockType.NORMAL, A), Res.SUCCESS);
+  const peer = registry(5, 7);
+  peer.get(7)!.parentVid = 5;
+  peer.get(7)!.nrCopies = 2;
+  r.merge(peer.encode(), { locks: false });
+  assert.ok(!r.hasPartial());
+  assert.equal(r.get(7)!.parentVid, 5);
+  assert.equal(r.get(7)!.nrCopies, 2);
+  assert.equal(r.get(7)!.lockState, LockState.LOCKED, "the lock stays");
+});

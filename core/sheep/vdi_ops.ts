@@ -342,7 +342,9 @@ export async function delVdiWork(
     }
   });
   let freed: number[] = [];
-  if ((ctx.cinfo.flags & ClusterFlag.RECYCLE_VID) !== 0) {
+  // A record learnt from a lock only has no parent link yet: the family could look smaller than
+  // it is, so nothing is reclaimed until every record is complete (a leak, never a loss).
+  if ((ctx.cinfo.flags & ClusterFlag.RECYCLE_VID) !== 0 && !ctx.vdis.hasPartial()) {
     freed = reclaimableFamily(vid, ctx.vdis.all());
     for (const f of freed) {
       await gw.remove(vidToVdiOid(f)).catch((e) =>

@@ -25,6 +25,11 @@ export interface VdiInfo {
   lockOwner: NodeId | null;
   /** Shared-lock holders (tgt multipath). */
   participants: { state: number; nid: NodeId }[];
+  /**
+   * Known only from a LOCK_VDI this node applied before it learnt the VDI (just after a
+   * whole-cluster restart): copies and parent are guesses until a merge brings the record.
+   */
+  partial?: boolean;
 }
 
 /** The in-memory VDI state of a node. */
@@ -61,6 +66,12 @@ export class VdiRegistry {
   /** All known VDIs. */
   all(): VdiInfo[] {
     return [...this.#infos.values()];
+  }
+
+  /** Whether some record is still partial (family walks cannot be trusted yet). */
+  hasPartial(): boolean {
+    for (const v of this.#infos.values()) if (v.partial) return true;
+    return false;
   }
 
   /** Marks `vid` a snapshot: its data objects become read-only. */
@@ -107,6 +118,16 @@ export class VdiRegistry {
     for (let off = 0; off + SD_VDI_STATE_SIZE <= buf.length; off += SD_VDI_STATE_SIZE) {
       const r = decodeVdiState(buf.subarray(off, off + SD_VDI_STATE_SIZE));
       const mine = this.#infos.get(r.vid);
+      if (mine?.partial) {
+        // A record learnt from a lock only: take everything but the lock state from the peer's.
+        Object.assign(mine, {
+          nrCopies: r.nrCopies,
+          copyPolicy: r.copyPolicy,
+          blockSizeShift: r.blockSizeShift,
+          parentVid: r.parentVid,
+          partial: false,
+        });
+      }
       if (mine) {
         mine.snapshot ||= r.snapshot;
         if (r.deleted) this.markDeleted(r.vid);
