@@ -733,9 +733,15 @@ export class RecoveryExecutor {
     // Whether a newer source answered NO_OBJ: the older copies may be of a reclaimed object.
     let missed = false;
     let checked = false;
+    // An object of a VDI already deleted is checked even when the first source has it: the
+    // DEL_VDI sweep (deleted_sweep.ts) removes live objects only, and a source's stale copy of
+    // an epoch before the deletion would otherwise come back unchecked and be copied on from
+    // node to node (cluster sim, seed 30299: an epoch-8 stale copy fetched at epoch 11 after
+    // every live copy had been swept, then fetched on from that node at epoch 12).
+    const ofDeleted = this.#s.vdis.get(oidToVid(f.oid))?.deleted === true;
     for (const src of f.sources) {
       if (this.#stale(epoch)) return "retry";
-      if (missed && !checked && isReclaimable(f.oid)) {
+      if ((missed || ofDeleted) && !checked && isReclaimable(f.oid)) {
         checked = true;
         if (!(await isStillReferenced(f.oid, this.#s.gateway, this.#s.vdis, this.#s.deps.timers))) {
           this.#reclaimed.add(f.oid);

@@ -75,6 +75,16 @@ const REGRESSION_SEEDS: { seed: number; found: string; opts?: SimRunOptions }[] 
       "judged by the deletion check alone; recovery rightly does not complete such an object)",
     opts: { failOnLeaks: true },
   },
+  {
+    seed: 30299,
+    found:
+      "a peer's stale copy (epoch 8) of an object of a VDI deleted since was fetched back at " +
+      "epoch 11 after the DEL_VDI sweep had removed every live copy (the sweep sees live objects " +
+      "only, and the reclaimed check ran only after a newer source answered NO_OBJ), then fetched " +
+      "on from that node at epoch 12 (product bug: a fetch of an object of a deleted VDI is now " +
+      "always checked against the inodes)",
+    opts: { failOnLeaks: true },
+  },
 ];
 
 for (const seed of FIXED_SEEDS) {
