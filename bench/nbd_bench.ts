@@ -36,6 +36,7 @@
  * @module
  */
 
+import { parseStandaloneArgs, writeJsonReport } from "./harness/standalone.ts";
 import {
   isListening,
   type ManagedProcess,
@@ -697,38 +698,15 @@ export function parseNbdBenchArg(argv: string[], i: number, o: NbdBenchOptions):
 
 async function main(): Promise<void> {
   const o: NbdBenchOptions = { ...NBD_BENCH_DEFAULTS };
-  let json: string | undefined;
-  const argv = Deno.args;
-  try {
-    for (let i = 0; i < argv.length;) {
-      if (argv[i] === "--help" || argv[i] === "-h") {
-        console.log(
-          `usage: deno run -A bench/nbd_bench.ts [options] [--json FILE|-]\n${NBD_BENCH_USAGE}`,
-        );
-        return;
-      }
-      if (argv[i] === "--json") {
-        json = argv[i + 1];
-        if (!json) throw new Error("--json needs a file");
-        i += 2;
-        continue;
-      }
-      const used = parseNbdBenchArg(argv, i, o);
-      if (used === 0) throw new Error(`unknown option ${argv[i]}`);
-      i += used;
-    }
-  } catch (e) {
-    console.error(`nbd_bench: ${e instanceof Error ? e.message : e}\n${NBD_BENCH_USAGE}`);
-    Deno.exit(64);
-  }
-  if (o.sizeMiB === 0) return;
+  const args = parseStandaloneArgs(
+    { name: "nbd_bench", usage: NBD_BENCH_USAGE, parseArg: parseNbdBenchArg },
+    Deno.args,
+    o,
+  );
+  if (args === null || o.sizeMiB === 0) return;
   o.onProgress = (l) => console.error(l);
   const report = await runNbdBench(o);
-  if (json === "-") {
-    console.log(JSON.stringify(report, null, 2));
-    return;
-  }
-  if (json) await Deno.writeTextFile(json, JSON.stringify(report, null, 2) + "\n");
+  if (await writeJsonReport(args.json, report)) return;
   console.log(nbdBenchHeading(report));
   console.log(nbdBenchTable(report));
 }

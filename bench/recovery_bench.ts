@@ -32,6 +32,7 @@
  * @module
  */
 
+import { parseStandaloneArgs, writeJsonReport } from "./harness/standalone.ts";
 import { SheepClient } from "../core/net/client.ts";
 import { Flag, Op, Res, SD_PROTO_VER } from "../core/proto/constants.ts";
 import { SdReq } from "../core/proto/header.ts";
@@ -550,20 +551,12 @@ export function parseRecoveryBenchArg(
 
 async function main(): Promise<void> {
   const o: RecoveryBenchOptions = { ...RECOVERY_BENCH_DEFAULTS };
-  try {
-    for (let i = 0; i < Deno.args.length;) {
-      if (Deno.args[i] === "--help") {
-        console.log(RECOVERY_BENCH_USAGE);
-        return;
-      }
-      const used = parseRecoveryBenchArg(Deno.args, i, o);
-      if (used === 0) throw new Error(`unknown option ${Deno.args[i]}`);
-      i += used;
-    }
-  } catch (e) {
-    console.error(`recovery_bench: ${e instanceof Error ? e.message : e}\n${RECOVERY_BENCH_USAGE}`);
-    Deno.exit(64);
-  }
+  const args = parseStandaloneArgs(
+    { name: "recovery_bench", usage: RECOVERY_BENCH_USAGE, parseArg: parseRecoveryBenchArg },
+    Deno.args,
+    o,
+  );
+  if (args === null) return;
   const { measureRawLimits } = await import("./harness/raw_limits.ts");
   const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
   const raw = await measureRawLimits({
@@ -572,6 +565,7 @@ async function main(): Promise<void> {
     onProgress: (job, r) => console.error(`bench: raw ${job} (${r + 1})`),
   });
   const r = await runRecoveryBench({ ...o, onProgress: (l) => console.error(l) }, raw);
+  if (await writeJsonReport(args.json, r)) return;
   console.log(`${recoveryBenchHeading(r)}\n${recoveryBenchTable(r)}`);
 }
 

@@ -46,6 +46,7 @@
  * @module
  */
 
+import { parseStandaloneArgs, writeJsonReport } from "./harness/standalone.ts";
 import { SheepClient } from "../core/net/client.ts";
 import {
   ClusterFlag,
@@ -842,37 +843,15 @@ export function parseSheepIoArg(argv: string[], i: number, o: SheepIoOptions): n
 
 async function main(): Promise<void> {
   const o: SheepIoOptions = { ...SHEEP_IO_DEFAULTS };
-  let json: string | undefined;
-  const argv = Deno.args;
-  try {
-    for (let i = 0; i < argv.length;) {
-      if (argv[i] === "--help" || argv[i] === "-h") {
-        console.log(
-          `usage: deno run --allow-all bench/sheep_io.ts [options] [--json FILE|-]\n${SHEEP_IO_USAGE}`,
-        );
-        return;
-      }
-      if (argv[i] === "--json") {
-        json = argv[i + 1];
-        if (!json) throw new Error("--json needs a file");
-        i += 2;
-        continue;
-      }
-      const used = parseSheepIoArg(argv, i, o);
-      if (used === 0) throw new Error(`unknown option ${argv[i]}`);
-      i += used;
-    }
-  } catch (e) {
-    console.error(`sheep_io: ${e instanceof Error ? e.message : e}\n${SHEEP_IO_USAGE}`);
-    Deno.exit(64);
-  }
+  const args = parseStandaloneArgs(
+    { name: "sheep_io", usage: SHEEP_IO_USAGE, parseArg: parseSheepIoArg },
+    Deno.args,
+    o,
+  );
+  if (args === null) return;
   o.onProgress = (l) => console.error(l);
   const report = await runSheepIo(o);
-  if (json === "-") {
-    console.log(JSON.stringify(report, null, 2));
-    return;
-  }
-  if (json) await Deno.writeTextFile(json, JSON.stringify(report, null, 2) + "\n");
+  if (await writeJsonReport(args.json, report)) return;
   console.log(sheepIoHeading(report));
   console.log(sheepIoTable(report));
 }

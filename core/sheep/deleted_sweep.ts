@@ -32,10 +32,12 @@ export async function sweepDeletedVdi(s: Sheep, vid: number): Promise<number> {
     if (await isStillReferenced(oid, s.gateway, s.vdis, s.deps.timers)) continue;
     try {
       await s.store.remove(oid);
-      removed++;
     } catch (e) {
-      if (!(e instanceof SdError && e.result === Res.NO_OBJ)) throw e;
+      // Gone meanwhile (a reclaim or a move to stale): nothing left to sweep.
+      if (e instanceof SdError && e.result === Res.NO_OBJ) continue;
+      throw e;
     }
+    removed++;
     s.log.info("removed an object of a deleted VDI that no inode names", {
       oid: oidToString(oid),
     });

@@ -22,21 +22,25 @@
  * @module
  */
 
-import { dataOidToIdx, isDataObj, isLedgerObj, isVmstateObj, oidToVid } from "../hash/oid.ts";
-import { vidToVdiOid } from "../hash/oid.ts";
+import {
+  dataOidToIdx,
+  isDataObj,
+  isLedgerObj,
+  isVmstateObj,
+  oidToVid,
+  vidToVdiOid,
+} from "../hash/oid.ts";
 import { dataObjectCount, decodeInodeHeader } from "../proto/inode.ts";
 import { Res, SD_INODE_HEADER_SIZE } from "../proto/constants.ts";
 import { SdError } from "../proto/sd_error.ts";
 import { familyOf } from "../vdi/family.ts";
 import type { Timers } from "../cluster/deadline.ts";
 import type { Gateway } from "./gateway.ts";
+import { ledgerToDataOid } from "./ledger.ts";
 import type { VdiRegistry } from "./vdi_registry.ts";
 
 /** Bound on the inode reads of one check; past it the object counts as referenced (ms). */
 export const RECLAIMED_CHECK_DEADLINE_MS = 15_000;
-
-/** Bit 59: a ledger object's data object is the same oid without it. */
-const LEDGER_BIT = 1n << 59n;
 
 /** Whether the check applies to `oid` at all (data, ledger and VM state objects). */
 export function isReclaimable(oid: bigint): boolean {
@@ -57,7 +61,7 @@ export async function isStillReferenced(
   if (!isReclaimable(oid)) return true;
   const vid = oidToVid(oid);
   if (isVmstateObj(oid)) return vdis.get(vid)?.deleted !== true;
-  const data = isLedgerObj(oid) ? oid & ~LEDGER_BIT : oid;
+  const data = isLedgerObj(oid) ? ledgerToDataOid(oid) : oid;
   // Objects of a VDI that is not deleted count as referenced: a client may be between an
   // object's CREATE and the inode write that names it (the seeded simulation's seed 6031 lost an
   // acknowledged write that way), and a copy taken back of a discarded object only leaks (a later

@@ -21,15 +21,13 @@
  */
 
 import { LockState, LockType, Res } from "../proto/constants.ts";
-import type { NodeId } from "../proto/node.ts";
+import { compareNodeId, type NodeId } from "../proto/node.ts";
 import { MAX_VDI_STATE_PARTICIPANTS } from "../proto/vdi_state.ts";
 import type { VdiInfo, VdiRegistry } from "./vdi_registry.ts";
 
 /** True when two node ids name the same node (address and port; the I/O address is not part). */
 export function sameNid(a: NodeId, b: NodeId): boolean {
-  if (a.port !== b.port) return false;
-  for (let i = 0; i < 16; i++) if (a.addr[i] !== b.addr[i]) return false;
-  return true;
+  return compareNodeId(a, b) === 0;
 }
 
 /** Takes a lock of `type` (LockType) on `vid` for `owner`; returns the result code. */
