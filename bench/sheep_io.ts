@@ -26,10 +26,16 @@
  *   does for its files. Both cold. The client reads each reply into its own buffer (as QEMU reads
  *   into guest memory).
  * - Beside the seq figures, a diagnostic raw figure: the same fio jobs on object-sized files (one
- *   4 MiB file per object, like the store), which tells the cost of the layout from the sheep's.
- * - 4 KiB random write: fio `--fdatasync=1` (pwrite + fdatasync each), 1 writer (QD1) or 16 (QD16),
- *   over the files of the seq job (same span as the sheep's objects); the sheep's WRITE_OBJ is a
- *   pwrite + fdatasync of the object's file before the reply.
+ *   4 MiB file per object, like the store, each write O_DSYNC), which tells the cost of the layout
+ *   from the sheep's.
+ * - 4 KiB random write: fio with O_DSYNC (`--sync=dsync`: each pwrite durable before the next),
+ *   1 writer (QD1) or 16 (QD16), over the files of the seq job (same span as the sheep's objects);
+ *   the sheep's WRITE_OBJ is a pwrite + fdatasync of the object's file before the reply (same
+ *   cost: 95-103 µs either way here). Not `--fdatasync=1`: with several files fio syncs a randomly
+ *   picked file after each write, not the one it wrote, and reported 10-20% more IOPS than a
+ *   durable write gets (the figures of 2026-11-21 before 10:30 UTC were taken that way).
+ * - Diagnostic "Deno floor" beside the one-sheep random figures: the same client and workload
+ *   against a minimal Deno server on the sheep's own object files (harness/floor_server.ts).
  * - 4 KiB random read: fio, 1 or 16 readers, O_DIRECT: the device's random read. The sheep reads
  *   through the page cache, dropped before the phase; at these rates it warms by a few percent of
  *   the span during a phase (a buffered fio job would warm it fully within a second: fio runs
@@ -60,6 +66,7 @@ import {
 import { SdReq } from "../core/proto/header.ts";
 import { encodeFixedString } from "../core/proto/strings.ts";
 import { type Cluster, run, sleep, startCluster, withDeadline } from "../tests/harness/mod.ts";
+import { startFloorServer } from "./harness/floor_server.ts";
 import { fioVersion, formatBandwidth, median, parseFioJson } from "./harness/raw_limits.ts";
 import { random4k, rssOf, seqRead, seqWrite, type WorkloadResult } from "./workload.ts";
 
@@ -111,8 +118,8 @@ const METRICS: { key: Metric; title: string; unit: "MB/s" | "IOPS" }[] = [
 const RAW_TITLES: Record<Metric, string> = {
   seqWrite: "fio 8 writers, fresh files, 4 MiB + fdatasync each",
   seqRead: "fio 8 readers, 4 MiB, buffered, cold",
-  randWriteQd1: "fio 1 writer, 4 KiB + fdatasync each",
-  randWriteQd16: "fio 16 writers, 4 KiB + fdatasync each",
+  randWriteQd1: "fio 1 writer, 4 KiB O_DSYNC (durable each)",
+  randWriteQd16: "fio 16 writers, 4 KiB O_DSYNC (durable each)",
   randReadQd1: "fio 1 reader, 4 KiB O_DIRECT",
   randReadQd16: "fio 16 readers, 4 KiB O_DIRECT",
 };
@@ -185,6 +192,11 @@ export interface PhaseSample {
    * tell the cost of a file per object from the sheep's own (diagnostic; targets use `raw`).
    */
   rawObjectFiles?: number;
+  /**
+   * Random phases of one-sheep scenarios: the same client and workload against a minimal Deno
+   * server on the sheep's own object files (harness/floor_server.ts; diagnostic).
+   */
+  floor?: number;
 }
 
 /** One repeat of one scenario. */
@@ -217,6 +229,8 @@ export interface ReportRow {
   ratio?: number;
   /** Median of the diagnostic raw figure on object-sized files (seq rows). */
   rawObjectFiles?: number;
+  /** Median of the minimal Deno server's figure (random rows of one-sheep scenarios). */
+  floor?: number;
   target?: string;
   pass?: boolean;
 }
@@ -401,7 +415,10 @@ function rawJob(
       "--file_service_type=random",
       "--norandommap",
       "--randrepeat=0",
-      ...(sync ? ["--fdatasync=1"] : []),
+      // Durable each write with O_DSYNC, not --fdatasync=1: over a list of files fio issues each
+      // fdatasync on a randomly picked file, not on the one just written (seen with strace),
+      // which flatters the raw figure by 10-20% here.
+      ...(sync ? ["--sync=dsync"] : []),
       `--runtime=${o.randSeconds}`,
       "--time_based",
     ],
@@ -456,7 +473,7 @@ function rawJob(
           `--size=${files * 4}M`,
           "--file_service_type=sequential",
           "--filename_format=obj.$jobnum.$filenum",
-          metric === "seqWriteObjectFiles" ? "--fdatasync=1" : "--invalidate=1",
+          metric === "seqWriteObjectFiles" ? "--sync=dsync" : "--invalidate=1",
         ],
         side: metric === "seqWriteObjectFiles" ? "write" : "read",
         deadlineMs: seqDeadline,
@@ -593,6 +610,10 @@ async function runRepeat(sc: Scenario, o: SheepIoOptions, index: number): Promis
           if (seqW) await conditionMemory(rawDir, o.seqSizeMiB);
           rawObjectFiles = (await fio(j.args, j.side, m.unit, j.deadlineMs)).value;
         }
+        let floor: number | undefined;
+        if (!m.key.startsWith("seq") && sc.nodes === 1) {
+          floor = await measureFloor(objDirs[0], vid, objects, m.key, o, randDeadline);
+        }
         const value = m.unit === "MB/s" ? w.bytes / w.seconds : w.iops;
         const depth = m.key.startsWith("seq") ? SEQ_DEPTH : (m.key.endsWith("Qd1") ? 1 : 16);
         phases[m.key] = {
@@ -606,6 +627,7 @@ async function runRepeat(sc: Scenario, o: SheepIoOptions, index: number): Promis
           sheepLatUs: (w.seconds / w.ops) * depth * 1e6,
           rawLatUs: raw.latUs,
           ...(rawObjectFiles !== undefined ? { rawObjectFiles } : {}),
+          ...(floor !== undefined ? { floor } : {}),
         };
         const fmt = (x: number) => m.unit === "MB/s" ? formatBandwidth(x) : `${Math.round(x)} IOPS`;
         const cpuText = pids.map((_, i) => `${Math.round(((cpu1[i] - cpu0[i]) / wall) * 100)}%`)
@@ -614,7 +636,8 @@ async function runRepeat(sc: Scenario, o: SheepIoOptions, index: number): Promis
           `  ${m.key}: sheep ${fmt(value)}, raw ${fmt(raw.value)} (${
             ((value / raw.value) * 100).toFixed(0)
           }%); ` +
-            `cpu sheep ${cpuText}, client ${Math.round(((self1 - self0) / wall) * 100)}%`,
+            `cpu sheep ${cpuText}, client ${Math.round(((self1 - self0) / wall) * 100)}%` +
+            (floor !== undefined ? `; floor ${fmt(floor)}` : ""),
         );
       }
     } finally {
@@ -631,6 +654,38 @@ async function runRepeat(sc: Scenario, o: SheepIoOptions, index: number): Promis
   } finally {
     for (const c of clients) c.close();
     await cluster.stopAll();
+  }
+}
+
+/**
+ * The random phase `metric` once more, against a floor server (harness/floor_server.ts) on the
+ * sheep's object files, with the page cache dropped first as for the sheep phase.
+ */
+async function measureFloor(
+  objDir: string,
+  vid: number,
+  objects: number,
+  metric: Metric,
+  o: SheepIoOptions,
+  deadlineMs: number,
+): Promise<number> {
+  await dropPageCache([objDir]);
+  const server = await startFloorServer(objDir);
+  const clients: SheepClient[] = [];
+  try {
+    const at = { host: "127.0.0.1", port: server.port };
+    for (let i = 0; i < o.conns; i++) clients.push(await SheepClient.connect(at));
+    const qd = metric.endsWith("Qd1") ? 1 : 16;
+    const write = metric.startsWith("randWrite");
+    const w = await phaseDeadline(
+      random4k(clients, vid, objects, qd, o.randSeconds, write),
+      deadlineMs,
+      `${metric} (floor)`,
+    );
+    return w.iops;
+  } finally {
+    for (const c of clients) c.close();
+    await server.stop();
   }
 }
 
@@ -664,6 +719,8 @@ function buildRows(id: "A" | "B", reps: RepeatResult[]): ReportRow[] {
       x !== undefined
     );
     if (objectFiles.length > 0) row.rawObjectFiles = median(objectFiles);
+    const floors = got.map((p) => p.floor).filter((x): x is number => x !== undefined);
+    if (floors.length > 0) row.floor = median(floors);
     const t = TARGETS[id][m.key];
     if (t) {
       const need = t.share / t.divisor;
@@ -713,8 +770,8 @@ function fmtValue(unit: string, x: number): string {
 /** The report as a markdown table. */
 export function sheepIoTable(r: SheepIoReport): string {
   const lines = [
-    "| scenario | workload | sheepdog | raw, same run | ratio | target | result | raw on 4 MiB files |",
-    "|---|---|---|---|---|---|---|---|",
+    "| scenario | workload | sheepdog | raw, same run | ratio | target | result | raw on 4 MiB files | Deno floor |",
+    "|---|---|---|---|---|---|---|---|---|",
   ];
   for (const row of r.rows) {
     lines.push(
@@ -722,7 +779,11 @@ export function sheepIoTable(r: SheepIoReport): string {
         row.raw !== undefined ? `${fmtValue(row.unit, row.raw)} (${row.rawTitle})` : "—"
       } | ${row.ratio !== undefined ? pct(row.ratio) : "—"} | ${row.target ?? "—"} | ${
         row.pass === undefined ? "—" : row.pass ? "pass" : "**miss**"
-      } | ${row.rawObjectFiles !== undefined ? fmtValue(row.unit, row.rawObjectFiles) : "—"} |`,
+      } | ${row.rawObjectFiles !== undefined ? fmtValue(row.unit, row.rawObjectFiles) : "—"} | ${
+        row.floor !== undefined && row.raw !== undefined
+          ? `${fmtValue(row.unit, row.floor)} (${pct(row.floor / row.raw)} of raw)`
+          : "—"
+      } |`,
     );
   }
   return lines.join("\n");
@@ -744,7 +805,11 @@ export function sheepIoHeading(r: SheepIoReport): string {
     `by ${r.fioVersion} on the store's file system interleaved with the sheep phases; ` +
     `${r.cores} cores; sheep run as \`${r.sheepdog.join(" ")} sheep\` without -n; ` +
     `measured ${r.startedAt}, machine load average ${loadRange(r)} during the run. ` +
-    `"raw on 4 MiB files": the same fio job on one file per object (diagnostic).\n`;
+    `"raw on 4 MiB files": the same fio job on one file per object (diagnostic). ` +
+    `"Deno floor": the same client and workload against a minimal Deno server that does only ` +
+    `the positional write + fdatasync (or read) of each request on the sheep's own object files ` +
+    `(bench/harness/floor_server.ts): what any Deno process behind loopback TCP reaches here ` +
+    `(diagnostic).\n`;
 }
 
 /** Runs the chosen scenarios and returns the report. */

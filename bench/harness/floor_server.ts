@@ -1,0 +1,160 @@
+/**
+ * The runtime floor of a 4 KiB request: a minimal Sheepdog-protocol server that answers
+ * WRITE_OBJ with one positional write plus fdatasync of the object's file, and READ_OBJ with one
+ * positional read, through the same node:fs calls, header codec and reply writer as the sheep,
+ * and nothing else (no gateway, no placement, no locks, no epochs). The sheep I/O benchmark points
+ * it at the store a sheep has just written (`DIR/obj/%016lx`, the sheep stopped meanwhile is not
+ * needed: phases never overlap) and drives it with the very client of the sheep phase, so
+ * `sheep ÷ floor` is what sheepdog's own code costs and `floor ÷ fio` what a Deno process behind
+ * loopback TCP costs on this machine (process wake-ups, thread-pool hand-offs) before any of it.
+ *
+ * Run as a process: `deno run -A bench/harness/floor_server.ts --dir DIR/obj` prints
+ * `listening PORT` once it accepts connections on 127.0.0.1 and serves until SIGTERM.
+ *
+ * @module
+ */
+
+import * as fsp from "node:fs/promises";
+import { ExactReader } from "../../core/net/exact_reader.ts";
+import { MessageWriter } from "../../core/net/message_writer.ts";
+import { Flag, Op, Res, SD_REQ_SIZE } from "../../core/proto/constants.ts";
+import { SdReq, SdRsp } from "../../core/proto/header.ts";
+import { objectFileName } from "../../core/store/object_names.ts";
+
+/** Largest request payload served (a 4 MiB object). */
+const MAX_DATA = 4 << 20;
+
+/** One connection: requests read in order, served concurrently, replies as they complete. */
+async function serveConn(conn: Deno.TcpConn, dir: string, files: Map<bigint, fsp.FileHandle>) {
+  conn.setNoDelay(true);
+  const reader = new ExactReader(conn);
+  const writer = new MessageWriter(conn, () => conn.close());
+  const open = async (oid: bigint) => {
+    let fh = files.get(oid);
+    if (fh === undefined) {
+      fh = await fsp.open(`${dir}/${objectFileName(oid)}`, "r+");
+      files.set(oid, fh);
+    }
+    return fh;
+  };
+  const serve = async (req: SdReq, data: Uint8Array) => {
+    let result: number = Res.SUCCESS;
+    let out = new Uint8Array(0);
+    try {
+      const fh = await open(req.obj.oid);
+      const offset = Number(req.obj.offset);
+      if (req.opcode === Op.WRITE_OBJ) {
+        await fh.write(data, 0, data.length, offset);
+        await fh.datasync();
+      } else if (req.opcode === Op.READ_OBJ) {
+        out = new Uint8Array(req.dataLength);
+        await fh.read(out, 0, out.length, offset);
+      } else {
+        result = Res.INVALID_PARMS;
+      }
+    } catch (_err) {
+      result = Res.EIO;
+      out = new Uint8Array(0);
+    }
+    const rsp = SdRsp.replyTo(req, 0, result, out.length);
+    writer.send(rsp.bytes, out);
+  };
+  try {
+    for (;;) {
+      const req = new SdReq(new Uint8Array(SD_REQ_SIZE));
+      if (!(await reader.readFull(req.bytes))) return;
+      const carries = (req.flags & Flag.CMD_WRITE) !== 0 ? req.dataLength : 0;
+      if (carries > MAX_DATA) return;
+      const data = new Uint8Array(carries);
+      if (carries > 0 && !(await reader.readFull(data))) return;
+      void serve(req, data);
+    }
+  } catch (_closed) {
+    // The client went away: nothing to answer.
+  } finally {
+    writer.stop();
+    try {
+      conn.close();
+    } catch (_alreadyClosed) {
+      // closed by the writer's error path
+    }
+  }
+}
+
+/** Serves the object files of `dir` on 127.0.0.1 until the listener is closed. */
+export async function serveFloor(listener: Deno.TcpListener, dir: string): Promise<void> {
+  const files = new Map<bigint, fsp.FileHandle>();
+  try {
+    for await (const conn of listener) void serveConn(conn, dir, files);
+  } finally {
+    await Promise.all([...files.values()].map((f) => f.close()));
+  }
+}
+
+/** Deadline for the server process to print its port. */
+const START_DEADLINE_MS = 20_000;
+
+/** A floor server process; `stop()` ends it (SIGTERM) and waits for it. */
+export interface FloorServer {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts this module as a process serving the object files of `objDir`. */
+export async function startFloorServer(objDir: string): Promise<FloorServer> {
+  const self = new URL(import.meta.url).pathname;
+  const config = new URL("../../deno.json", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", "--config", config, self, "--dir", objDir],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch (_gone) {
+      // already exited
+    }
+    await child.status;
+  };
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`floor server did not start within ${START_DEADLINE_MS} ms`)),
+      START_DEADLINE_MS,
+    );
+  });
+  try {
+    let text = "";
+    for (;;) {
+      const { value, done } = await Promise.race([reader.read(), timeout]);
+      if (done) throw new Error("floor server exited before listening");
+      text += value;
+      const m = /listening (\d+)\n/.exec(text);
+      if (m) {
+        reader.releaseLock();
+        void child.stdout.cancel().catch(() => {});
+        return { port: Number(m[1]), stop };
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+if (import.meta.main) {
+  const at = Deno.args.indexOf("--dir");
+  const dir = at >= 0 ? Deno.args[at + 1] : undefined;
+  if (dir === undefined) {
+    console.error("usage: floor_server.ts --dir OBJ_DIR");
+    Deno.exit(2);
+  }
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  Deno.addSignalListener("SIGTERM", () => listener.close());
+  console.log(`listening ${listener.addr.port}`);
+  await serveFloor(listener, dir);
+}

@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { SheepClient } from "../../core/net/client.ts";
+import { Flag, Op, Res, SD_PROTO_VER } from "../../core/proto/constants.ts";
+import { SdReq } from "../../core/proto/header.ts";
+import { vidToDataOid } from "../../core/hash/oid.ts";
+import { objectFileName } from "../../core/store/object_names.ts";
+import { tempDir } from "../../tests/harness/mod.ts";
+import { startFloorServer } from "./floor_server.ts";
+
+Deno.test("floor server writes durably into the object file and reads it back", async () => {
+  await using tmp = await tempDir("floor");
+  const oid = vidToDataOid(0x7c2b, 3);
+  const file = `${tmp.path}/${objectFileName(oid)}`;
+  await Deno.writeFile(file, new Uint8Array(64 * 1024));
+  const server = await startFloorServer(tmp.path);
+  const client = await SheepClient.connect({ host: "127.0.0.1", port: server.port });
+  try {
+    const data = new Uint8Array(4096).map((_, i) => (i * 7) & 0xff);
+    const w = SdReq.of(Op.WRITE_OBJ, SD_PROTO_VER, { flags: Flag.CMD_WRITE, dataLength: 4096 });
+    w.obj.oid = oid;
+    w.obj.offset = 8192;
+    assert.equal((await client.request(w, data)).rsp.result, Res.SUCCESS);
+    const onDisk = await Deno.readFile(file);
+    assert.deepEqual(onDisk.subarray(8192, 8192 + 4096), data);
+    assert.ok(onDisk.subarray(0, 8192).every((b) => b === 0));
+
+    const r = SdReq.of(Op.READ_OBJ, SD_PROTO_VER, { dataLength: 4096 });
+    r.obj.oid = oid;
+    r.obj.offset = 8192;
+    const got = await client.request(r);
+    assert.equal(got.rsp.result, Res.SUCCESS);
+    assert.deepEqual(got.data, data);
+
+    const missing = SdReq.of(Op.READ_OBJ, SD_PROTO_VER, { dataLength: 4096 });
+    missing.obj.oid = vidToDataOid(0x7c2b, 4);
+    assert.equal((await client.request(missing)).rsp.result, Res.EIO);
+  } finally {
+    client.close();
+    await server.stop();
+  }
+});
