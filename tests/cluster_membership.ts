@@ -29,7 +29,13 @@ import {
   waitUntil,
   withDeadline,
 } from "./harness/mod.ts";
-import { clusterInfo, connectSheep, epochFiles, firstDiff, randomBytes } from "./harness/proto.ts";
+import {
+  assertSameBytes,
+  clusterInfo,
+  connectSheep,
+  epochFiles,
+  randomBytes,
+} from "./harness/proto.ts";
 import type { SheepClient } from "../core/net/client.ts";
 
 const MIB = 1024 * 1024;
@@ -42,11 +48,6 @@ async function bounded<T>(what: string, p: Promise<T>, ms = 60_000): Promise<T> 
   const r = await withDeadline(p, ms);
   if (!r.ok) throw new Error(`${what}: no result after ${ms} ms`);
   return r.value;
-}
-
-function assertSame(got: Uint8Array, want: Uint8Array, what: string): void {
-  const d = firstDiff(got, want);
-  assert.equal(d, -1, `${what}: ${got.length} bytes vs ${want.length}, first difference at ${d}`);
 }
 
 /** The epoch table of `dog cluster info` (the lines after its header). */
@@ -221,7 +222,7 @@ export async function membershipCase(
         const r = await runDogOk(["vdi", "read", "keep", "0", String(data.length)], {
           port: ports[survivors[0]],
         });
-        assertSame(r.stdout, data, "data after the kill");
+        assertSameBytes(r.stdout, data, "data after the kill");
       });
 
     ok = ok &&
@@ -316,7 +317,7 @@ export async function membershipCase(
           const r = await runDogOk(["vdi", "read", "keep", "0", String(data.length)], {
             port: ports[i],
           });
-          assertSame(r.stdout, data, `data through node ${i} after the restart`);
+          assertSameBytes(r.stdout, data, `data through node ${i} after the restart`);
         }
       },
     );

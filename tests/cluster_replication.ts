@@ -35,7 +35,13 @@ import {
   waitUntil,
   withDeadline,
 } from "./harness/mod.ts";
-import { connectSheep, firstDiff, objectFiles, randomBytes, readObj } from "./harness/proto.ts";
+import {
+  assertSameBytes,
+  connectSheep,
+  objectFiles,
+  randomBytes,
+  readObj,
+} from "./harness/proto.ts";
 import { vidToDataOid } from "../core/hash/oid.ts";
 import { SdReq } from "../core/proto/header.ts";
 import { encodeVdiAttr } from "../core/proto/vdi_attr.ts";
@@ -61,11 +67,6 @@ const ROUNDS = 5;
 
 const TOOLS: RequiredTool[] = [["tgtd", "tgt"], ["tgtadm", "tgt"], ["qemu-img", "qemu-utils"]];
 
-function assertSame(got: Uint8Array, want: Uint8Array, what: string): void {
-  const d = firstDiff(got, want);
-  assert.equal(d, -1, `${what}: ${got.length} bytes vs ${want.length}, first difference at ${d}`);
-}
-
 async function bounded<T>(what: string, p: Promise<T>, ms = TOOL_DEADLINE_MS): Promise<T> {
   const r = await withDeadline(p, ms);
   if (!r.ok) throw new Error(`${what}: no result after ${ms} ms`);
@@ -77,7 +78,9 @@ async function readEverywhere(cl: Cluster, image: Uint8Array, when: string): Pro
   const outs = await Promise.all(
     cl.ports.map((port) => runDogOk(["vdi", "read", VDI], { port, deadlineMs: TOOL_DEADLINE_MS })),
   );
-  outs.forEach((o, i) => assertSame(o.stdout, image, `${when}: dog vdi read through node ${i}`));
+  outs.forEach((o, i) =>
+    assertSameBytes(o.stdout, image, `${when}: dog vdi read through node ${i}`)
+  );
 }
 
 /** READ_OBJ of every written object through every node (whole object, and an odd slice). */
@@ -88,7 +91,7 @@ async function readObjectsEverywhere(cl: Cluster, vid: number, image: Uint8Array
       for (let idx = 0; idx < WRITTEN / OBJ_SIZE; idx++) {
         const oid = vidToDataOid(vid, idx);
         const whole = await readObj(c, oid, 0, OBJ_SIZE);
-        assertSame(
+        assertSameBytes(
           whole,
           image.subarray(idx * OBJ_SIZE, (idx + 1) * OBJ_SIZE),
           `READ_OBJ ${idx} via ${i}`,
@@ -96,7 +99,11 @@ async function readObjectsEverywhere(cl: Cluster, vid: number, image: Uint8Array
         const off = 12345 + idx * 777;
         const part = await readObj(c, oid, off, 70_001);
         const base = idx * OBJ_SIZE + off;
-        assertSame(part, image.subarray(base, base + 70_001), `READ_OBJ ${idx}+${off} via ${i}`);
+        assertSameBytes(
+          part,
+          image.subarray(base, base + 70_001),
+          `READ_OBJ ${idx}+${off} via ${i}`,
+        );
       }
     } finally {
       c.close();
@@ -246,7 +253,7 @@ export async function replicationCase(
             deadlineMs: TOOL_DEADLINE_MS,
           });
           assert.ok(r.success, `qemu-img read of the LUN: ${r.stderrText}`);
-          assertSame(await Deno.readFile(out), image, "qemu-img read through tgt on node 2");
+          assertSameBytes(await Deno.readFile(out), image, "qemu-img read through tgt on node 2");
 
           const fresh = randomBytes(3 * MIB);
           const src = `${tmp.path}/fresh.img`;
@@ -377,7 +384,7 @@ export async function replicationCase(
           port: late.port,
           deadlineMs: TOOL_DEADLINE_MS,
         });
-        assertSame(d.stdout, image, "dog vdi read through the late node");
+        assertSameBytes(d.stdout, image, "dog vdi read through the late node");
         for (const [key, value] of winners) {
           const g = await runDogOk(["vdi", "getattr", VDI, key], { port: late.port });
           assert.equal(g.stdoutText, value, `getattr ${key} through the late node`);

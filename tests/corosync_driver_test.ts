@@ -24,6 +24,7 @@ import { runDriverContract } from "../core/cluster/contract_test_suite.ts";
 import { CorosyncDriver } from "../core/cluster/corosync.ts";
 import { canUseNetns, type Corosync, startCorosync } from "./harness/corosync.ts";
 import { run } from "./harness/process.ts";
+import { medianOf, reportTiming } from "./harness/timing.ts";
 
 const SCRIPT = new URL("../core/cluster/testdata/corosync_member.ts", import.meta.url).pathname;
 const LATENCY_SCRIPT = new URL("./testdata/cpg_latency.ts", import.meta.url).pathname;
@@ -66,10 +67,6 @@ runDriverContract("corosync", () => cluster(), { sanitize: false, ignore: !netns
 
 const opts = { sanitizeOps: false, sanitizeResources: false, ignore: !netns };
 
-function report(what: string, value: unknown): void {
-  if (Deno.env.get("SD_TIMING")) console.log(`${what}:`, value);
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -80,11 +77,6 @@ async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(5);
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 const notifyAt = (m: ContractMember, msg: string): ContractEvent | undefined =>
@@ -136,7 +128,10 @@ Deno.test({
     ], { deadlineMs: 60_000 });
     assert.ok(raw.success, raw.stderrText);
     const cpg = JSON.parse(raw.stdoutText.trim().split("\n").at(-1)!);
-    report("CPG mcast→deliver (raw libcpg, 1 node), median / p90 µs", [cpg.medianUs, cpg.p90Us]);
+    reportTiming("CPG mcast→deliver (raw libcpg, 1 node), median / p90 µs", [
+      cpg.medianUs,
+      cpg.p90Us,
+    ]);
 
     const f = await cluster(cs);
     try {
@@ -151,9 +146,9 @@ Deno.test({
         await waitFor(() => ms.every((m) => notifyAt(m, `lat${k}`) !== undefined), `lat${k}`);
         lat.push(Math.max(...ms.map((m) => notifyAt(m, `lat${k}`)!.t)) - t0);
       }
-      assert.ok(median(lat) < 300, `median notify latency ${median(lat)} ms`);
-      report("driver notify→delivered on all 3 members, median / max ms", [
-        +median(lat).toFixed(2),
+      assert.ok(medianOf(lat) < 300, `median notify latency ${medianOf(lat)} ms`);
+      reportTiming("driver notify→delivered on all 3 members, median / max ms", [
+        +medianOf(lat).toFixed(2),
         +Math.max(...lat).toFixed(2),
       ]);
       // A membership change: SIGKILL → onLeave on the others.
@@ -163,7 +158,7 @@ Deno.test({
       const rest = [ms[0], ms[2]];
       await waitFor(() => rest.every((m) => leaveOf(m, victim) !== undefined), "leave");
       const change = Math.max(...rest.map((m) => leaveOf(m, victim)!.t)) - t0;
-      report("driver SIGKILL→onLeave on every other member ms", +change.toFixed(1));
+      reportTiming("driver SIGKILL→onLeave on every other member ms", +change.toFixed(1));
       assert.ok(change < 5000, `membership change took ${change} ms`);
     } finally {
       await f.close();
@@ -209,7 +204,7 @@ Deno.test({
         "onLost everywhere",
       );
       const lost = ms.map((m) => m.events.find((e) => e.kind === "lost")!);
-      report(
+      reportTiming(
         "corosync SIGKILL→onLost on every member ms",
         +(Math.max(...lost.map((e) => e.t)) - t0).toFixed(1),
       );

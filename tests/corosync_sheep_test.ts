@@ -19,40 +19,26 @@
 
 import assert from "node:assert/strict";
 import { canUseNetns, type Corosync, startCorosync } from "./harness/corosync.ts";
-import { epochOf, newVdi, waitEpoch } from "./harness/cluster_ops.ts";
+import { epochOf, waitEpoch } from "./harness/cluster_ops.ts";
+import { killAndRejoin } from "./harness/driver_scenarios.ts";
 import { privateNetns, runTestFileInNetns } from "./harness/netns.ts";
-import { firstDiff, objectFiles, randomBytes } from "./harness/proto.ts";
+import { assertSameBytes, objectFiles, randomBytes } from "./harness/proto.ts";
 import {
   freePort,
   ManagedProcess,
   run,
-  runDogOk,
   type RunResult,
   sheepdogCommand,
   startCluster,
-  startSheep,
   tempDir,
   waitUntil,
   withDeadline,
 } from "./harness/mod.ts";
+import { reportTiming } from "./harness/timing.ts";
 
 const netns = await canUseNetns();
 const inside = privateNetns() !== null;
 const MIB = 1024 * 1024;
-
-function report(what: string, value: unknown): void {
-  if (Deno.env.get("SD_TIMING")) console.log(`${what}:`, value);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function assertSame(got: Uint8Array, want: Uint8Array, what: string): void {
-  const d = firstDiff(got, want);
-  assert.equal(d, -1, `${what}: ${got.length} bytes vs ${want.length}, first difference at ${d}`);
-}
 
 const quiet = { sanitizeOps: false, sanitizeResources: false };
 
@@ -110,51 +96,7 @@ if (!inside) {
       try {
         await using c = await startCluster(3, { cluster: "corosync:sheep3", copies: 2 });
         await waitEpoch(c.ports, 1, 20_000);
-        // Cluster operation latency: NEW_VDI through the three sheep in turn.
-        const lat: number[] = [];
-        for (let i = 0; i < 12; i++) {
-          lat.push((await newVdi(c.ports[i % 3], `lat${i}`, 4n * BigInt(MIB))).ms);
-        }
-        report("corosync: NEW_VDI (cluster op), median / max ms", [
-          +median(lat).toFixed(2),
-          +Math.max(...lat).toFixed(2),
-        ]);
-        await runDogOk(["vdi", "create", "data", "64M"], { port: c.ports[0] });
-        const data = randomBytes(8 * MIB);
-        await runDogOk(["vdi", "write", "data", "0", String(data.length)], {
-          port: c.ports[1],
-          stdin: data,
-        });
-        // A sheep killed: the others move to epoch 2.
-        const t0 = performance.now();
-        await c.sheep[2].kill();
-        const seen = await waitEpoch([c.ports[0], c.ports[1]], 2, 20_000, t0);
-        report(
-          "corosync: SIGKILL → new epoch on every other sheep ms",
-          +Math.max(...seen).toFixed(1),
-        );
-        const back = await runDogOk(["vdi", "read", "data", "0", String(data.length)], {
-          port: c.ports[0],
-        });
-        assertSame(back.stdout, data, "read after the death");
-        // Its restart rejoins (epoch 3 everywhere), and reads the data through its own gateway.
-        const again = startSheep({
-          dir: c.sheep[2].dir,
-          port: c.ports[2],
-          zone: 2,
-          cluster: c.clusterSpec,
-          logFile: `${c.sheep[2].dir}.again.log`,
-        });
-        try {
-          await again.waitReady();
-          await waitEpoch(c.ports, 3, 20_000);
-          const r = await runDogOk(["vdi", "read", "data", "0", String(data.length)], {
-            port: c.ports[2],
-          });
-          assertSame(r.stdout, data, "read through the restarted sheep");
-        } finally {
-          await again.stop();
-        }
+        await killAndRejoin(c, { driver: "corosync", leaveDeadlineMs: 20_000 });
       } finally {
         await cs.stop();
       }
@@ -172,7 +114,7 @@ if (!inside) {
         const t0 = performance.now();
         await cs.killNode(0);
         const codes = await Promise.all(c.sheep.map((s) => s.exited));
-        report(
+        reportTiming(
           "corosync: corosync SIGKILL → every sheep exited ms",
           Math.round(performance.now() - t0),
         );
@@ -301,7 +243,7 @@ async function partitionTest(): Promise<void> {
     const t0 = performance.now();
     await cs.partition(cut.i);
     const st = await cut.process!.exited;
-    report(
+    reportTiming(
       "corosync 3 nodes: partition → isolated sheep exited ms",
       Math.round(performance.now() - t0),
     );
@@ -313,7 +255,11 @@ async function partitionTest(): Promise<void> {
     await waitEpoch([s0.sock, s1.sock], 2, 30_000);
     const b = randomBytes(8 * MIB);
     await s1.dog(["vdi", "write", "v", String(8 * MIB), String(b.length)], b);
-    assertSame(await s0.dog(["vdi", "read", "v", "0", String(16 * MIB)]), concat(a, b), "majority");
+    assertSameBytes(
+      await s0.dog(["vdi", "read", "v", "0", String(16 * MIB)]),
+      concat(a, b),
+      "majority",
+    );
 
     // Restarted while still cut off (as its service manager would), it is alone: it waits for
     // the nodes of its epoch and serves no I/O.
@@ -327,7 +273,10 @@ async function partitionTest(): Promise<void> {
     await cs.heal(cut.i);
     const st2 = await withDeadline(cut.process!.exited, 60_000);
     assert.ok(st2.ok, "the lone sheep gives way after the heal");
-    report("corosync 3 nodes: heal → lone sheep gave way ms", Math.round(performance.now() - t1));
+    reportTiming(
+      "corosync 3 nodes: heal → lone sheep gave way ms",
+      Math.round(performance.now() - t1),
+    );
     assert.equal(st2.value.code, 1);
     assert.match(await cut.log(), /merged with another cluster/);
     // …and, restarted, joins the cluster; every acknowledged write reads back from every node.
@@ -336,7 +285,7 @@ async function partitionTest(): Promise<void> {
     await cut.waitReady();
     await waitEpoch(sheep.map((s) => s.sock), 3, 30_000);
     for (const s of sheep) {
-      assertSame(
+      assertSameBytes(
         await s.dog(["vdi", "read", "v", "0", String(16 * MIB)]),
         concat(a, b),
         `read through node ${s.i + 1}`,

@@ -28,6 +28,7 @@ import {
 import { RawNbdClient } from "../core/nbd/testdata/raw_nbd_client.ts";
 import { Cmd, Errno, Opt, Rep, TxFlag } from "../core/nbd/protocol.ts";
 import { requireTools } from "./harness/tools.ts";
+import { assertSameBytes, randomBytes } from "./harness/proto.ts";
 
 const MiB = 1024 * 1024;
 const VDI_SIZE = 128 * MiB;
@@ -41,25 +42,6 @@ const TOOLS: [string, string][] = [
   ["nbdinfo", "libnbd-bin"],
   ["nbdcopy", "libnbd-bin"],
 ];
-
-function randomBytes(n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let off = 0; off < n; off += 65536) crypto.getRandomValues(b.subarray(off, off + 65536));
-  return b;
-}
-
-function assertSame(got: Uint8Array, want: Uint8Array, what: string): void {
-  let d = -1;
-  const n = Math.min(got.length, want.length);
-  for (let i = 0; i < n; i++) {
-    if (got[i] !== want[i]) {
-      d = i;
-      break;
-    }
-  }
-  if (d < 0 && got.length !== want.length) d = n;
-  assert.equal(d, -1, `${what}: ${got.length} bytes vs ${want.length}, first difference at ${d}`);
-}
 
 function assertZeros(b: Uint8Array, what: string): void {
   const nz = b.findIndex((x) => x !== 0);
@@ -140,19 +122,23 @@ Deno.test({
       await tool("qemu-img", ["convert", "-f", "raw", "-O", "raw", url("vol"), outPath]);
       const back = await Deno.readFile(outPath);
       assert.equal(back.length, VDI_SIZE);
-      assertSame(back.subarray(0, IMAGE_SIZE), image, "qemu-img read over NBD");
+      assertSameBytes(back.subarray(0, IMAGE_SIZE), image, "qemu-img read over NBD");
       assertZeros(back.subarray(IMAGE_SIZE), "past the image");
       await Deno.remove(outPath);
-      assertSame(await dogRead(sheep, "vol", IMAGE_SIZE), image, "dog vdi read");
+      assertSameBytes(await dogRead(sheep, "vol", IMAGE_SIZE), image, "dog vdi read");
     });
 
     await t.step("nbdcopy copies into a VDI and out of it", async () => {
       await tool("nbdcopy", [imgPath, url("copy")]);
-      assertSame(await dogRead(sheep, "copy", IMAGE_SIZE), image, "dog vdi read after nbdcopy");
+      assertSameBytes(
+        await dogRead(sheep, "copy", IMAGE_SIZE),
+        image,
+        "dog vdi read after nbdcopy",
+      );
       const outPath = `${tmp.path}/copy.raw`;
       await tool("nbdcopy", [url("copy"), outPath]);
       const back = await Deno.readFile(outPath);
-      assertSame(back.subarray(0, IMAGE_SIZE), image, "nbdcopy out of the VDI");
+      assertSameBytes(back.subarray(0, IMAGE_SIZE), image, "nbdcopy out of the VDI");
       assertZeros(back.subarray(IMAGE_SIZE), "nbdcopy past the image");
       await Deno.remove(outPath);
     });
@@ -192,7 +178,7 @@ Deno.test({
       want.fill(0, 8 * MiB, 16 * MiB);
       want.fill(0, 20000, 25000);
       want.fill(0, 20 * MiB, 23 * MiB);
-      assertSame(await dogRead(sheep, "copy", IMAGE_SIZE), want, "dog vdi read after qemu-io");
+      assertSameBytes(await dogRead(sheep, "copy", IMAGE_SIZE), want, "dog vdi read after qemu-io");
     });
 
     await t.step("a snapshot is a read-only export by tag and by id", async () => {
@@ -208,11 +194,11 @@ Deno.test({
       await tool("qemu-io", ["-f", "raw", "-c", "write -P 0x77 0 4k", url("vol")]);
       const outPath = `${tmp.path}/snap.raw`;
       await tool("nbdcopy", [url("vol:s1"), outPath]);
-      assertSame((await Deno.readFile(outPath)).subarray(0, IMAGE_SIZE), image, "snapshot");
+      assertSameBytes((await Deno.readFile(outPath)).subarray(0, IMAGE_SIZE), image, "snapshot");
       await Deno.remove(outPath);
       const now = await dogRead(sheep, "vol", 8192);
       assert.ok(now.subarray(0, 4096).every((b) => b === 0x77));
-      assertSame(now.subarray(4096), image.subarray(4096, 8192), "after the snapshot");
+      assertSameBytes(now.subarray(4096), image.subarray(4096, 8192), "after the snapshot");
     });
 
     await t.step("bad input gets the right NBD error and the server keeps serving", async () => {
@@ -297,11 +283,11 @@ Deno.test({
       const back = await runDogOk(["vdi", "read", "vol", String(3 * MiB), String(data.length)], {
         port: restarted[1].port,
       });
-      assertSame(back.stdout, data, "dog vdi read after SIGKILL of every sheep");
+      assertSameBytes(back.stdout, data, "dog vdi read after SIGKILL of every sheep");
       const { client: again } = await RawNbdClient.go(nbdPort, "vol");
       const r = await again.call(Cmd.READ, 3 * MiB, data.length);
       assert.equal(r.error, 0);
-      assertSame(r.data, data, "NBD read after SIGKILL of every sheep");
+      assertSameBytes(r.data, data, "NBD read after SIGKILL of every sheep");
       again.close();
     } finally {
       await Promise.all(restarted.map((s) => s.stop()));

@@ -25,9 +25,9 @@ import {
   tempDir,
 } from "./harness/mod.ts";
 import {
+  assertSameBytes,
   connectSheep,
   createObj,
-  firstDiff,
   objectFiles,
   randomBytes,
   readObj,
@@ -65,11 +65,6 @@ async function dogOk(cl: Cluster, args: string[], stdin?: Uint8Array, node = 0) 
   const r = await cl.dog(args, { stdin, node });
   assert.equal(r.code, 0, `dog ${args.join(" ")} exited ${r.code}:\n${r.stderrText}`);
   return r;
-}
-
-function assertSame(got: Uint8Array, want: Uint8Array, what: string): void {
-  const d = firstDiff(got, want);
-  assert.equal(d, -1, `${what}: ${got.length} vs ${want.length} bytes, first difference at ${d}`);
 }
 
 /** A raw object request; returns the result code. */
@@ -157,10 +152,10 @@ Deno.test({
         );
         await writeObj(c, vidToVdiOid(nvid), SD_INODE_HEADER_SIZE, u32(nvid));
         const merged = await readObj(c, vidToDataOid(nvid, 0), 0, 12288);
-        assertSame(merged.subarray(0, 4096), a, "copied-on-write head");
-        assertSame(merged.subarray(8192), b, "new bytes");
+        assertSameBytes(merged.subarray(0, 4096), a, "copied-on-write head");
+        assertSameBytes(merged.subarray(8192), b, "new bytes");
         const snap = await dogOk(cl, ["vdi", "read", "-s", "snap", "q", "0", "12288"]);
-        assertSame(snap.stdout.subarray(0, 4096), a, "snapshot head");
+        assertSameBytes(snap.stdout.subarray(0, 4096), a, "snapshot head");
         assert.equal(snap.stdout.subarray(4096).findIndex((x) => x !== 0), -1, "snapshot tail");
         // A snapshot's entries can be cleared (delete) but not pointed at other objects.
         assert.equal(
@@ -203,7 +198,11 @@ Deno.test({
         const { rsp } = await c.request(req, name);
         assert.equal(rsp.result, Res.SUCCESS);
         assert.equal(await raw(c, Op.WRITE_OBJ, vidToVmstateOid(vid, 0), 0, u32(1)), Res.READONLY);
-        assertSame(await readObj(c, vidToVmstateOid(vid, 0), 0, state.length), state, "vmstate");
+        assertSameBytes(
+          await readObj(c, vidToVmstateOid(vid, 0), 0, state.length),
+          state,
+          "vmstate",
+        );
         assert.equal(holders(cl, vidToVmstateOid(vid, 0)), 2);
         await dogOk(cl, ["vdi", "delete", "-s", "vm1", "q"]);
         assert.equal(holders(cl, vidToVmstateOid(vid, 0)), 0);
@@ -221,7 +220,7 @@ Deno.test({
         assert.match(noS.stderrText, /^Please specify the '-s' option\n/);
         const v = await dogOk(cl, ["vdi", "rollback", "-f", "-v", "-s", "s1", "r"]);
         assert.match(v.stdoutText, /^New VDI ID of rollback VDI: [0-9a-f]+\n$/);
-        assertSame(
+        assertSameBytes(
           (await dogOk(cl, ["vdi", "read", "r", "0", String(x.length)])).stdout,
           x,
           "rollback",
@@ -265,7 +264,7 @@ Deno.test({
           at += RECORD_HEADER_SIZE;
           if (r.idx === END_IDX) break;
           recs.push([r.idx, r.offset, r.length]);
-          assertSame(
+          assertSameBytes(
             diff.subarray(at, at + r.length),
             s2Image.subarray(r.idx * OBJ + r.offset, r.idx * OBJ + r.offset + r.length),
             `record ${r.idx}`,
@@ -288,19 +287,23 @@ Deno.test({
         assert.equal(bad.code, 2);
         assert.match(bad.stderrText, /The backup file is corrupted/);
         // The working VDI came back (from its parent, s2).
-        assertSame((await dogOk(cl, ["vdi", "read", "b"])).stdout, s2Image, "after a bad restore");
+        assertSameBytes(
+          (await dogOk(cl, ["vdi", "read", "b"])).stdout,
+          s2Image,
+          "after a bad restore",
+        );
         await dogOk(cl, ["vdi", "restore", "-s", "s1", "b"], diff);
         // The restored VDI is the newest snapshot of b; the working VDI continues on s2.
         const list = (await dogOk(cl, ["vdi", "list", "-r", "b"])).stdoutText.trim().split("\n");
         const ids = list.filter((l) => l.startsWith("s ")).map((l) => Number(l.split(" ")[2]));
         const restored = Math.max(...ids);
-        assertSame(
+        assertSameBytes(
           (await dogOk(cl, ["vdi", "read", "-s", String(restored), "b"])).stdout,
           s2Image,
           "restored snapshot",
         );
-        assertSame((await dogOk(cl, ["vdi", "read", "-s", "s1", "b"])).stdout, s1Image, "s1");
-        assertSame((await dogOk(cl, ["vdi", "read", "b"])).stdout, s2Image, "working after");
+        assertSameBytes((await dogOk(cl, ["vdi", "read", "-s", "s1", "b"])).stdout, s1Image, "s1");
+        assertSameBytes((await dogOk(cl, ["vdi", "read", "b"])).stdout, s2Image, "working after");
       });
 
       await t.step(
@@ -324,7 +327,7 @@ Deno.test({
               const got = owner === 0
                 ? new Uint8Array(OBJ)
                 : await readObj(c, vidToDataOid(owner, idx), 0, OBJ);
-              assertSame(got, want, `b:${tag || id} object ${idx}`);
+              assertSameBytes(got, want, `b:${tag || id} object ${idx}`);
             }
             const own = [0, 1, 2, 3, 4, 5].find((i) => entry(inode, i) === vid);
             if (own !== undefined) {
@@ -363,7 +366,7 @@ Deno.test({
                 deadlineMs: 60_000,
               });
               assert.equal(r.code, 0, r.stderrText);
-              assertSame(await Deno.readFile(out), image, `LUN of b:${snapshot}`);
+              assertSameBytes(await Deno.readFile(out), image, `LUN of b:${snapshot}`);
             } finally {
               await exp.stop();
             }

@@ -28,6 +28,7 @@ import {
 import { SheepClient } from "../core/net/client.ts";
 import { SdReq } from "../core/proto/header.ts";
 import { requireTools } from "./harness/tools.ts";
+import { assertSameBytes, randomBytes } from "./harness/proto.ts";
 
 const PUBLIC_VER = 0x02;
 const SHEEP_VER = 0x0a;
@@ -50,27 +51,6 @@ const TOOLS: [string, string][] = [
 
 function hex(n: number): string {
   return `0x${n.toString(16).padStart(2, "0")}`;
-}
-
-function randomBytes(n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let off = 0; off < n; off += 65536) crypto.getRandomValues(b.subarray(off, off + 65536));
-  return b;
-}
-
-function firstDiff(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
-  return a.length === b.length ? -1 : n;
-}
-
-function assertSame(got: Uint8Array, want: Uint8Array, what: string): void {
-  const d = firstDiff(got, want);
-  assert.equal(
-    d,
-    -1,
-    `${what}: ${got.length} bytes vs ${want.length} expected, first difference at byte ${d}`,
-  );
 }
 
 async function runOkTool(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
@@ -141,7 +121,7 @@ async function roundTrip(
   await runOkTool("qemu-img", ["convert", "-f", "raw", "-O", "raw", exp.url, outPath]);
   const back = await Deno.readFile(outPath);
   assert.equal(back.length, VDI_SIZE, "qemu-img read back a LUN of another size");
-  assertSame(back.subarray(0, IMAGE_SIZE), image, `${vdi}: qemu-img read over iSCSI`);
+  assertSameBytes(back.subarray(0, IMAGE_SIZE), image, `${vdi}: qemu-img read over iSCSI`);
   const tail = back.subarray(IMAGE_SIZE);
   const nz = tail.findIndex((b) => b !== 0);
   assert.equal(nz, -1, `${vdi}: byte ${IMAGE_SIZE + nz} past the image is not zero`);
@@ -153,7 +133,7 @@ async function roundTrip(
     deadlineMs: TOOL_DEADLINE_MS,
   });
   assert.equal(d.code, 0, `dog vdi read ${vdi} exited ${d.code}\n${d.stderrText}`);
-  assertSame(d.stdout, image, `${vdi}: dog vdi read`);
+  assertSameBytes(d.stdout, image, `${vdi}: dog vdi read`);
   await Deno.remove(imgPath);
 }
 

@@ -21,6 +21,7 @@ import { ProcessMember } from "../core/cluster/contract_process.ts";
 import { runDriverContract } from "../core/cluster/contract_test_suite.ts";
 import { ZkClient, ZkMode } from "../core/cluster/zk_client.ts";
 import { startZooKeeper, type ZooKeeper, zookeeperInstalled } from "./harness/zookeeper.ts";
+import { medianOf, reportTiming } from "./harness/timing.ts";
 
 const SCRIPT = new URL("../core/cluster/testdata/zookeeper_member.ts", import.meta.url).pathname;
 
@@ -67,10 +68,6 @@ runDriverContract("zookeeper", () => cluster(), { sanitize: false, ignore: !inst
 
 const opts = { sanitizeOps: false, sanitizeResources: false, ignore: !installed };
 
-function report(what: string, value: unknown): void {
-  if (Deno.env.get("SD_TIMING")) console.log(`${what}:`, value);
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -81,11 +78,6 @@ async function waitFor(cond: () => boolean, what: string, ms = 30_000): Promise<
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(5);
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 const notifies = (m: ContractMember) => m.events.flatMap((e) => e.kind === "notify" ? [e.msg] : []);
@@ -143,7 +135,10 @@ Deno.test({
         await c.create(`${base}/e`, new Uint8Array(64), ZkMode.PERSISTENT_SEQUENTIAL);
         lat.push((performance.now() - t0) * 1000);
       }
-      report("ZooKeeper sequential create (standalone), median µs", Math.round(median(lat)));
+      reportTiming(
+        "ZooKeeper sequential create (standalone), median µs",
+        Math.round(medianOf(lat)),
+      );
     } finally {
       await c.close();
     }
@@ -159,9 +154,9 @@ Deno.test({
         lat.push(Math.max(...ms.map((m) => notifyAt(m, `lat${k}`)!.t)) - t0);
       }
       // Watches, not the 1 s poll, must drive the reads.
-      assert.ok(median(lat) < 300, `median notify latency ${median(lat)} ms`);
-      report("driver notify→delivered on all 3 members, median / max ms", [
-        +median(lat).toFixed(2),
+      assert.ok(medianOf(lat) < 300, `median notify latency ${medianOf(lat)} ms`);
+      reportTiming("driver notify→delivered on all 3 members, median / max ms", [
+        +medianOf(lat).toFixed(2),
         +Math.max(...lat).toFixed(2),
       ]);
       const victim = ms[1];
@@ -170,7 +165,7 @@ Deno.test({
       const rest = [ms[0], ms[2]];
       await waitFor(() => rest.every((m) => leaveOf(m, victim) !== undefined), "leave");
       const change = Math.max(...rest.map((m) => leaveOf(m, victim)!.t)) - t0;
-      report(
+      reportTiming(
         `driver SIGKILL→onLeave on every other member ms (session timeout ${SESSION_MS} ms)`,
         +change.toFixed(1),
       );
@@ -231,7 +226,7 @@ Deno.test({
         await sleep(200);
         if (round % 5 === 4) await chatter(ms, `more${round}`, 60);
       }
-      report("queue entries left after 400+ events (compactEvery 50)", left);
+      reportTiming("queue entries left after 400+ events (compactEvery 50)", left);
       assert.ok(left <= 150, `${left} queue entries left`);
       const late = await f.start(7603);
       await late.join("late");
@@ -301,7 +296,7 @@ Deno.test({
       const during = ms[0].notify("during");
       zk.startServer(0);
       await zk.waitServing();
-      report("standalone ZooKeeper restart took ms", Date.now() - t0);
+      reportTiming("standalone ZooKeeper restart took ms", Date.now() - t0);
       await during;
       await chatter(ms, "after", 10);
       assertSameNotifies(ms);
@@ -322,7 +317,7 @@ Deno.test({
   fn: async () => {
     const t0 = Date.now();
     const zk = await startZooKeeper(3);
-    report("3-server ensemble start ms", Date.now() - t0);
+    reportTiming("3-server ensemble start ms", Date.now() - t0);
     const f = await cluster(zk, {}, 8000);
     try {
       const ms = await joined(f, [7850, 7851, 7852]);
@@ -332,7 +327,10 @@ Deno.test({
       const t1 = Date.now();
       await zk.killServer(leader!);
       await chatter(ms, "after", 10);
-      report("cluster messages flowing again after the leader's SIGKILL, ms", Date.now() - t1);
+      reportTiming(
+        "cluster messages flowing again after the leader's SIGKILL, ms",
+        Date.now() - t1,
+      );
       assertSameNotifies(ms);
       for (const m of ms) {
         assert.ok(!m.events.some((e) => e.kind === "lost" || e.kind === "leave"), m.label);

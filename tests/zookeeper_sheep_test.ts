@@ -15,6 +15,7 @@
 
 import assert from "node:assert/strict";
 import { epochOf, newVdi, waitEpoch } from "./harness/cluster_ops.ts";
+import { killAndRejoin, restartSheep } from "./harness/driver_scenarios.ts";
 import {
   type Cluster,
   freePort,
@@ -22,11 +23,11 @@ import {
   runDogOk,
   sheepdogCommand,
   startCluster,
-  startSheep,
   tempDir,
 } from "./harness/mod.ts";
-import { firstDiff, randomBytes } from "./harness/proto.ts";
+import { assertSameBytes, randomBytes } from "./harness/proto.ts";
 import { startZooKeeper, type ZooKeeper, zookeeperInstalled } from "./harness/zookeeper.ts";
+import { medianOf, reportTiming } from "./harness/timing.ts";
 
 const installed = zookeeperInstalled();
 const MIB = 1024 * 1024;
@@ -43,20 +44,6 @@ function spec(zk: ZooKeeper, timeoutMs: number): string {
   return `zookeeper:${zk.connectString}/s${Deno.pid}c${++ids},timeout=${timeoutMs}`;
 }
 
-function report(what: string, value: unknown): void {
-  if (Deno.env.get("SD_TIMING")) console.log(`${what}:`, value);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function assertSame(got: Uint8Array, want: Uint8Array, what: string): void {
-  const d = firstDiff(got, want);
-  assert.equal(d, -1, `${what}: ${got.length} bytes vs ${want.length}, first difference at ${d}`);
-}
-
 async function sheepLog(c: Cluster, i: number): Promise<string> {
   const s = c.sheep[i];
   return s.logs() + await Deno.readTextFile(`${s.dir}/sheep.log`).catch(() => "");
@@ -71,7 +58,7 @@ async function writeRead(c: Cluster, via: number, offset: number, data: Uint8Arr
   const r = await runDogOk(["vdi", "read", "v", String(offset), String(data.length)], {
     port: c.ports[from],
   });
-  assertSame(r.stdout, data, `read through sheep ${from}`);
+  assertSameBytes(r.stdout, data, `read through sheep ${from}`);
 }
 
 async function sheepCli(args: string[]): Promise<{ code: number; lines: string[] }> {
@@ -118,47 +105,14 @@ Deno.test({
     const zk = await zookeeper();
     await using c = await startCluster(3, { cluster: spec(zk, 2000), copies: 2 });
     await waitEpoch(c.ports, 1, 20_000);
-    const lat: number[] = [];
-    for (let i = 0; i < 12; i++) {
-      lat.push((await newVdi(c.ports[i % 3], `lat${i}`, 4n * BigInt(MIB))).ms);
-    }
-    // Watches, not the 1 s poll, must drive the reads.
-    assert.ok(median(lat) < 500, `median NEW_VDI latency ${median(lat)} ms`);
-    report("zookeeper: NEW_VDI (cluster op), median / max ms", [
-      +median(lat).toFixed(2),
-      +Math.max(...lat).toFixed(2),
-    ]);
-    await runDogOk(["vdi", "create", "v", "64M"], { port: c.ports[0] });
-    const data = randomBytes(8 * MIB);
-    await writeRead(c, 1, 0, data, 0);
-    const t0 = performance.now();
-    await c.sheep[2].kill();
-    const seen = await waitEpoch([c.ports[0], c.ports[1]], 2, 30_000, t0);
-    report(
-      "zookeeper: SIGKILL → new epoch on every other sheep ms (session timeout 2000)",
-      Math.round(Math.max(...seen)),
-    );
-    const back = await runDogOk(["vdi", "read", "v", "0", String(data.length)], {
-      port: c.ports[0],
+    await killAndRejoin(c, {
+      driver: "zookeeper",
+      leaveDeadlineMs: 30_000,
+      leaveNote: " (session timeout 2000)",
+      // Watches, not the 1 s poll, must drive the reads.
+      checkLatencies: (ms) =>
+        assert.ok(medianOf(ms) < 500, `median NEW_VDI latency ${medianOf(ms)} ms`),
     });
-    assertSame(back.stdout, data, "read after the death");
-    const again = startSheep({
-      dir: c.sheep[2].dir,
-      port: c.ports[2],
-      zone: 2,
-      cluster: c.clusterSpec,
-      logFile: `${c.sheep[2].dir}.again.log`,
-    });
-    try {
-      await again.waitReady();
-      await waitEpoch(c.ports, 3, 20_000);
-      const r = await runDogOk(["vdi", "read", "v", "0", String(data.length)], {
-        port: c.ports[2],
-      });
-      assertSame(r.stdout, data, "read through the restarted sheep");
-    } finally {
-      await again.stop();
-    }
   },
 });
 
@@ -185,20 +139,14 @@ Deno.test({
     assert.match(await sheepLog(c, 2), /lost the cluster.*(session expired|session timeout)/s);
     await writeRead(c, 1, 4 * MIB, randomBytes(4 * MIB), 0);
     // Restarted (a new session), it rejoins.
-    const again = startSheep({
-      dir: c.sheep[2].dir,
-      port: c.ports[2],
-      zone: 2,
-      cluster: c.clusterSpec,
-      logFile: `${c.sheep[2].dir}.again.log`,
-    });
+    const again = restartSheep(c, 2);
     try {
       await again.waitReady();
       await waitEpoch(c.ports, 3, 20_000);
       const r = await runDogOk(["vdi", "read", "v", "0", String(data.length)], {
         port: c.ports[2],
       });
-      assertSame(r.stdout, data, "read through the rejoined sheep");
+      assertSameBytes(r.stdout, data, "read through the rejoined sheep");
     } finally {
       await again.stop();
     }
@@ -215,7 +163,7 @@ async function undisturbed(zk: ZooKeeper, disturb: () => Promise<void>): Promise
   await disturb();
   // Cluster operations and I/O go on, through every sheep.
   await newVdi(c.ports[1], "after", 4n * BigInt(MIB));
-  report(
+  reportTiming(
     "zookeeper: first cluster op done after the disturbance, ms",
     Math.round(performance.now() - t0),
   );

@@ -6,6 +6,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { type SheepAddress, SheepClient } from "../../core/net/client.ts";
 import { SdReq } from "../../core/proto/header.ts";
 import { type ClusterInfo, decodeClusterInfo } from "../../core/proto/cluster_info.ts";
@@ -117,6 +118,12 @@ export function firstDiff(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
   return a.length === b.length ? -1 : n;
+}
+
+/** Fails, naming the first differing byte and both lengths, unless `got` equals `want`. */
+export function assertSameBytes(got: Uint8Array, want: Uint8Array, what: string): void {
+  const d = firstDiff(got, want);
+  assert.equal(d, -1, `${what}: ${got.length} bytes vs ${want.length}, first difference at ${d}`);
 }
 
 /** The oid names (`%016lx`) of the object files in a sheep's `DIR/obj`. */
