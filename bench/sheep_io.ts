@@ -34,8 +34,9 @@
  *   cost: 95-103 µs either way here). Not `--fdatasync=1`: with several files fio syncs a randomly
  *   picked file after each write, not the one it wrote, and reported 10-20% more IOPS than a
  *   durable write gets (the figures of 2026-11-21 before 10:30 UTC were taken that way).
- * - Diagnostic "Deno floor" beside the one-sheep random figures: the same client and workload
- *   against a minimal Deno server on the sheep's own object files (harness/floor_server.ts).
+ * - Diagnostic "Deno floor" beside the random figures: the same client and workload against
+ *   minimal Deno servers on the sheep's own object files, one per sheep, the first forwarding
+ *   each write to the others (harness/floor_server.ts).
  * - 4 KiB random read: fio, 1 or 16 readers, O_DIRECT: the device's random read. The sheep reads
  *   through the page cache, dropped before the phase; at these rates it warms by a few percent of
  *   the span during a phase (a buffered fio job would warm it fully within a second: fio runs
@@ -66,7 +67,7 @@ import {
 import { SdReq } from "../core/proto/header.ts";
 import { encodeFixedString } from "../core/proto/strings.ts";
 import { type Cluster, run, sleep, startCluster, withDeadline } from "../tests/harness/mod.ts";
-import { startFloorServer } from "./harness/floor_server.ts";
+import { type FloorServer, startFloorServer } from "./harness/floor_server.ts";
 import { fioVersion, formatBandwidth, median, parseFioJson } from "./harness/raw_limits.ts";
 import { random4k, rssOf, seqRead, seqWrite, type WorkloadResult } from "./workload.ts";
 
@@ -193,8 +194,9 @@ export interface PhaseSample {
    */
   rawObjectFiles?: number;
   /**
-   * Random phases of one-sheep scenarios: the same client and workload against a minimal Deno
-   * server on the sheep's own object files (harness/floor_server.ts; diagnostic).
+   * Random phases: the same client and workload against minimal Deno servers on the sheep's own
+   * object files, the gateway's forwarding writes to the others (harness/floor_server.ts;
+   * diagnostic).
    */
   floor?: number;
 }
@@ -229,7 +231,7 @@ export interface ReportRow {
   ratio?: number;
   /** Median of the diagnostic raw figure on object-sized files (seq rows). */
   rawObjectFiles?: number;
-  /** Median of the minimal Deno server's figure (random rows of one-sheep scenarios). */
+  /** Median of the minimal Deno servers' figure (random rows). */
   floor?: number;
   target?: string;
   pass?: boolean;
@@ -611,8 +613,8 @@ async function runRepeat(sc: Scenario, o: SheepIoOptions, index: number): Promis
           rawObjectFiles = (await fio(j.args, j.side, m.unit, j.deadlineMs)).value;
         }
         let floor: number | undefined;
-        if (!m.key.startsWith("seq") && sc.nodes === 1) {
-          floor = await measureFloor(objDirs[0], vid, objects, m.key, o, randDeadline);
+        if (!m.key.startsWith("seq")) {
+          floor = await measureFloor(objDirs, vid, objects, m.key, o, randDeadline);
         }
         const value = m.unit === "MB/s" ? w.bytes / w.seconds : w.iops;
         const depth = m.key.startsWith("seq") ? SEQ_DEPTH : (m.key.endsWith("Qd1") ? 1 : 16);
@@ -658,21 +660,25 @@ async function runRepeat(sc: Scenario, o: SheepIoOptions, index: number): Promis
 }
 
 /**
- * The random phase `metric` once more, against a floor server (harness/floor_server.ts) on the
- * sheep's object files, with the page cache dropped first as for the sheep phase.
+ * The random phase `metric` once more, against floor servers (harness/floor_server.ts) on the
+ * sheep's object files, with the page cache dropped first as for the sheep phase: one per sheep,
+ * the first (the gateway's store) forwarding writes to the others.
  */
 async function measureFloor(
-  objDir: string,
+  objDirs: string[],
   vid: number,
   objects: number,
   metric: Metric,
   o: SheepIoOptions,
   deadlineMs: number,
 ): Promise<number> {
-  await dropPageCache([objDir]);
-  const server = await startFloorServer(objDir);
+  await dropPageCache(objDirs);
+  const peers: FloorServer[] = [];
   const clients: SheepClient[] = [];
+  let server: FloorServer | null = null;
   try {
+    for (const dir of objDirs.slice(1)) peers.push(await startFloorServer(dir));
+    server = await startFloorServer(objDirs[0], peers.map((p) => p.port));
     const at = { host: "127.0.0.1", port: server.port };
     for (let i = 0; i < o.conns; i++) clients.push(await SheepClient.connect(at));
     const qd = metric.endsWith("Qd1") ? 1 : 16;
@@ -685,7 +691,8 @@ async function measureFloor(
     return w.iops;
   } finally {
     for (const c of clients) c.close();
-    await server.stop();
+    await server?.stop();
+    await Promise.all(peers.map((p) => p.stop()));
   }
 }
 
@@ -806,10 +813,10 @@ export function sheepIoHeading(r: SheepIoReport): string {
     `${r.cores} cores; sheep run as \`${r.sheepdog.join(" ")} sheep\` without -n; ` +
     `measured ${r.startedAt}, machine load average ${loadRange(r)} during the run. ` +
     `"raw on 4 MiB files": the same fio job on one file per object (diagnostic). ` +
-    `"Deno floor": the same client and workload against a minimal Deno server that does only ` +
-    `the positional write + fdatasync (or read) of each request on the sheep's own object files ` +
-    `(bench/harness/floor_server.ts): what any Deno process behind loopback TCP reaches here ` +
-    `(diagnostic).\n`;
+    `"Deno floor": the same client and workload against minimal Deno servers that do only the ` +
+    `positional write + fdatasync (or read) of each request on the sheep's own object files, ` +
+    `the first forwarding each write to the others in B (bench/harness/floor_server.ts): what ` +
+    `any Deno processes behind loopback TCP reach here (diagnostic).\n`;
 }
 
 /** Runs the chosen scenarios and returns the report. */

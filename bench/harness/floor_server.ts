@@ -8,13 +8,18 @@
  * `sheep ÷ floor` is what sheepdog's own code costs and `floor ÷ fio` what a Deno process behind
  * loopback TCP costs on this machine (process wake-ups, thread-pool hand-offs) before any of it.
  *
- * Run as a process: `deno run -A bench/harness/floor_server.ts --dir DIR/obj` prints
- * `listening PORT` once it accepts connections on 127.0.0.1 and serves until SIGTERM.
+ * With `--peers`, it is the floor of a gateway: each write also goes to the floor servers on
+ * those ports (over one connection each, as the sheep's peer pool) and is answered once all have
+ * it, so scenario B (copies 3) gets a floor too.
+ *
+ * Run as a process: `deno run -A bench/harness/floor_server.ts --dir DIR/obj [--peers P,P]`
+ * prints `listening PORT` once it accepts connections on 127.0.0.1 and serves until SIGTERM.
  *
  * @module
  */
 
 import * as fsp from "node:fs/promises";
+import { SheepClient } from "../../core/net/client.ts";
 import { ExactReader } from "../../core/net/exact_reader.ts";
 import { MessageWriter } from "../../core/net/message_writer.ts";
 import { Flag, Op, Res, SD_REQ_SIZE } from "../../core/proto/constants.ts";
@@ -25,7 +30,12 @@ import { objectFileName } from "../../core/store/object_names.ts";
 const MAX_DATA = 4 << 20;
 
 /** One connection: requests read in order, served concurrently, replies as they complete. */
-async function serveConn(conn: Deno.TcpConn, dir: string, files: Map<bigint, fsp.FileHandle>) {
+async function serveConn(
+  conn: Deno.TcpConn,
+  dir: string,
+  files: Map<bigint, fsp.FileHandle>,
+  peers: SheepClient[],
+) {
   conn.setNoDelay(true);
   const reader = new ExactReader(conn);
   const writer = new MessageWriter(conn, () => conn.close());
@@ -44,8 +54,16 @@ async function serveConn(conn: Deno.TcpConn, dir: string, files: Map<bigint, fsp
       const fh = await open(req.obj.oid);
       const offset = Number(req.obj.offset);
       if (req.opcode === Op.WRITE_OBJ) {
+        // As a gateway: the same write to every peer, in parallel with the local one (the
+        // outcome is caught at once: a peer's failure must not go unhandled meanwhile).
+        const forwarded = Promise.all(peers.map(async (p) => {
+          const r = await p.request(req.clone(), data);
+          if (r.rsp.result !== Res.SUCCESS) throw new Error(`peer answered ${r.rsp.result}`);
+        })).then(() => null, (err: unknown) => err);
         await fh.write(data, 0, data.length, offset);
         await fh.datasync();
+        const failed = await forwarded;
+        if (failed !== null) throw failed;
       } else if (req.opcode === Op.READ_OBJ) {
         out = new Uint8Array(req.dataLength);
         await fh.read(out, 0, out.length, offset);
@@ -81,12 +99,21 @@ async function serveConn(conn: Deno.TcpConn, dir: string, files: Map<bigint, fsp
   }
 }
 
-/** Serves the object files of `dir` on 127.0.0.1 until the listener is closed. */
-export async function serveFloor(listener: Deno.TcpListener, dir: string): Promise<void> {
+/**
+ * Serves the object files of `dir` on 127.0.0.1 until the listener is closed. With `peers`, each
+ * write also goes to every peer (floor servers themselves) and is answered once all have it: the
+ * floor of a gateway with copies = peers + 1.
+ */
+export async function serveFloor(
+  listener: Deno.TcpListener,
+  dir: string,
+  peers: SheepClient[] = [],
+): Promise<void> {
   const files = new Map<bigint, fsp.FileHandle>();
   try {
-    for await (const conn of listener) void serveConn(conn, dir, files);
+    for await (const conn of listener) void serveConn(conn, dir, files, peers);
   } finally {
+    for (const p of peers) p.close();
     await Promise.all([...files.values()].map((f) => f.close()));
   }
 }
@@ -100,12 +127,28 @@ export interface FloorServer {
   stop(): Promise<void>;
 }
 
-/** Starts this module as a process serving the object files of `objDir`. */
-export async function startFloorServer(objDir: string): Promise<FloorServer> {
+/**
+ * Starts this module as a process serving the object files of `objDir`, forwarding writes to
+ * the floor servers on 127.0.0.1 at `peerPorts`.
+ */
+export async function startFloorServer(
+  objDir: string,
+  peerPorts: number[] = [],
+): Promise<FloorServer> {
   const self = new URL(import.meta.url).pathname;
   const config = new URL("../../deno.json", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", "--config", config, self, "--dir", objDir],
+    args: [
+      "run",
+      "--allow-all",
+      "--quiet",
+      "--config",
+      config,
+      self,
+      "--dir",
+      objDir,
+      ...(peerPorts.length > 0 ? ["--peers", peerPorts.join(",")] : []),
+    ],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -150,11 +193,16 @@ if (import.meta.main) {
   const at = Deno.args.indexOf("--dir");
   const dir = at >= 0 ? Deno.args[at + 1] : undefined;
   if (dir === undefined) {
-    console.error("usage: floor_server.ts --dir OBJ_DIR");
+    console.error("usage: floor_server.ts --dir OBJ_DIR [--peers PORT,PORT...]");
     Deno.exit(2);
   }
+  const p = Deno.args.indexOf("--peers");
+  const peerPorts = p >= 0 ? Deno.args[p + 1].split(",").map(Number) : [];
+  const peers = await Promise.all(
+    peerPorts.map((port) => SheepClient.connect({ host: "127.0.0.1", port })),
+  );
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   Deno.addSignalListener("SIGTERM", () => listener.close());
   console.log(`listening ${listener.addr.port}`);
-  await serveFloor(listener, dir);
+  await serveFloor(listener, dir, peers);
 }

@@ -39,3 +39,38 @@ Deno.test("floor server writes durably into the object file and reads it back", 
     await server.stop();
   }
 });
+
+Deno.test("floor server with peers writes to every peer before it answers", async () => {
+  await using a = await tempDir("floor-gw");
+  await using b = await tempDir("floor-peer");
+  const oid = vidToDataOid(0x51, 0);
+  for (const d of [a, b]) {
+    await Deno.writeFile(`${d.path}/${objectFileName(oid)}`, new Uint8Array(16 * 1024));
+  }
+  const peer = await startFloorServer(b.path);
+  const gateway = await startFloorServer(a.path, [peer.port]);
+  const client = await SheepClient.connect({ host: "127.0.0.1", port: gateway.port });
+  try {
+    const data = new Uint8Array(4096).fill(0xa5);
+    const w = SdReq.of(Op.WRITE_OBJ, SD_PROTO_VER, { flags: Flag.CMD_WRITE, dataLength: 4096 });
+    w.obj.oid = oid;
+    w.obj.offset = 4096;
+    assert.equal((await client.request(w, data)).rsp.result, Res.SUCCESS);
+    for (const d of [a, b]) {
+      const onDisk = await Deno.readFile(`${d.path}/${objectFileName(oid)}`);
+      assert.deepEqual(onDisk.subarray(4096, 8192), data, d.path);
+    }
+    // The peer lacks this object: the gateway's write fails as a whole.
+    await Deno.writeFile(
+      `${a.path}/${objectFileName(vidToDataOid(0x51, 1))}`,
+      new Uint8Array(8192),
+    );
+    const w2 = SdReq.of(Op.WRITE_OBJ, SD_PROTO_VER, { flags: Flag.CMD_WRITE, dataLength: 4096 });
+    w2.obj.oid = vidToDataOid(0x51, 1);
+    assert.equal((await client.request(w2, data)).rsp.result, Res.EIO);
+  } finally {
+    client.close();
+    await gateway.stop();
+    await peer.stop();
+  }
+});
