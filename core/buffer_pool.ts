@@ -5,6 +5,12 @@
  * store reads whole objects into pooled buffers; the server hands a pooled reply buffer back once
  * the reply is written.
  *
+ * There is no process-wide pool: each component that takes or gives buffers (the store, the
+ * Sheepdog-protocol and NBD servers, a VDI volume) is given its pool through its options, and
+ * makes its own when none is given. Buffers only come back to the pool they were taken from, so
+ * components that pass buffers to one another share one pool: the daemon makes one and gives it
+ * to its store and both servers (core/sheep/daemon.ts).
+ *
  * Ownership rule: a pooled buffer has one owner at a time. Whoever got it from `take()` (directly,
  * or as the result of a store read) owns it; passing it as reply data hands it to the server,
  * which gives it back after the write. Code that keeps such a buffer beyond its reply (a cache)
@@ -130,6 +136,3 @@ export class BufferPool {
     Deno.unrefTimer(timer);
   }
 }
-
-/** The daemon's pool of object-sized buffers. */
-export const objectBuffers: BufferPool = new BufferPool();

@@ -30,7 +30,7 @@ import {
   NBD_MAX_OPTION_DATA,
   NBD_MAX_PAYLOAD,
 } from "../limits.ts";
-import { objectBuffers } from "../buffer_pool.ts";
+import { BufferPool } from "../buffer_pool.ts";
 import { ExactReader, UnexpectedEofError, writeAll } from "../net/exact_reader.ts";
 import {
   ClientFlag,
@@ -79,8 +79,8 @@ export interface NbdExport {
    */
   readonly multiConn?: boolean;
   /**
-   * Reads. The result may be a pooled object buffer (core/buffer_pool.ts): the server gives it
-   * back once the reply is sent.
+   * Reads. The result may be a buffer of the server's pool (core/buffer_pool.ts,
+   * {@linkcode NbdServerOptions}): the server gives it back once the reply is sent.
    */
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Writes. `data` is lent: it must not be used once the returned promise settles. */
@@ -142,11 +142,22 @@ export interface NbdListenSpec {
   port: number;
 }
 
+/** Options of {@linkcode NbdServer.listen}. */
+export interface NbdServerOptions {
+  /**
+   * The pool write payloads are taken from and read data is given back to (core/buffer_pool.ts);
+   * default: a pool of the server's own. Share it with whatever the exports read into, so pooled
+   * read buffers come back to it once their reply is sent.
+   */
+  buffers?: BufferPool;
+}
+
 /** A running NBD server. */
 export class NbdServer {
   readonly #listener: Deno.Listener;
   readonly #provider: NbdExportProvider;
   readonly #events: NbdServerEvents;
+  readonly #buffers: BufferPool;
   readonly #conns = new Set<Deno.Conn>();
   readonly #sessions = new Set<Promise<void>>();
   #stopped = false;
@@ -155,10 +166,12 @@ export class NbdServer {
     listener: Deno.Listener,
     provider: NbdExportProvider,
     events: NbdServerEvents,
+    options: NbdServerOptions,
   ) {
     this.#listener = listener;
     this.#provider = provider;
     this.#events = events;
+    this.#buffers = options.buffers ?? new BufferPool();
   }
 
   /** Starts listening; throws if the address is taken. */
@@ -166,9 +179,10 @@ export class NbdServer {
     spec: NbdListenSpec,
     provider: NbdExportProvider,
     events: NbdServerEvents = {},
+    options: NbdServerOptions = {},
   ): NbdServer {
     const listener = Deno.listen({ hostname: spec.hostname, port: spec.port });
-    const s = new NbdServer(listener, provider, events);
+    const s = new NbdServer(listener, provider, events, options);
     s.#acceptLoop();
     return s;
   }
@@ -226,8 +240,13 @@ export class NbdServer {
       }
       (conn as Deno.TcpConn).setNoDelay(true);
       this.#conns.add(conn);
-      const session: Promise<void> = new NbdSession(conn, remote, this.#provider, this.#events)
-        .run()
+      const session: Promise<void> = new NbdSession(
+        conn,
+        remote,
+        this.#provider,
+        this.#events,
+        this.#buffers,
+      ).run()
         .finally(() => {
           this.#conns.delete(conn);
           this.#sessions.delete(session);
@@ -276,6 +295,8 @@ class NbdSession {
   readonly #remote: string;
   readonly #provider: NbdExportProvider;
   readonly #events: NbdServerEvents;
+  /** The server's pool: write payloads come from it, read data goes back to it. */
+  readonly #buffers: BufferPool;
   readonly #reader: ExactReader;
   #writeChain: Promise<void> = Promise.resolve();
   #broken = false;
@@ -290,11 +311,13 @@ class NbdSession {
     remote: string,
     provider: NbdExportProvider,
     events: NbdServerEvents,
+    buffers: BufferPool,
   ) {
     this.#conn = conn;
     this.#remote = remote;
     this.#provider = provider;
     this.#events = events;
+    this.#buffers = buffers;
     this.#reader = new ExactReader(conn);
   }
 
@@ -480,17 +503,17 @@ class NbdSession {
         await this.#room(req.length);
         // Lent to the export, as the sheep's own server lends object writes: the buffer goes
         // back to the pool once the write is answered (the export keeps no reference to it).
-        const data = objectBuffers.take(req.length);
+        const data = this.#buffers.take(req.length);
         // A payload cut short ends the connection here, before anything is written.
         if (data.length > 0 && !(await this.#reader.readFull(data))) {
-          objectBuffers.give(data);
+          this.#buffers.give(data);
           return;
         }
         this.#dispatch(req, req.length, async () => {
           try {
             return await this.#write(exp, req, data);
           } finally {
-            objectBuffers.give(data);
+            this.#buffers.give(data);
           }
         });
         continue;
@@ -584,20 +607,20 @@ class NbdSession {
 
   /**
    * Sends a simple reply. A client gone by now is noticed by the read loop: nothing to do here.
-   * Read data in a pooled object buffer (core/buffer_pool.ts) goes back to the pool once sent.
+   * Read data in a buffer of the server's pool (core/buffer_pool.ts) goes back to it once sent.
    */
   async #reply(error: number, handle: Uint8Array, data?: Uint8Array): Promise<void> {
     const len = data?.length ?? 0;
     if (len > 0 && len <= COALESCE_LIMIT) {
       const buf = encodeSimpleReply(error, handle, len);
       buf.set(data!, SIMPLE_REPLY_SIZE);
-      objectBuffers.give(data!);
+      this.#buffers.give(data!);
       return await this.#send(buf).catch(() => {});
     }
     try {
       await this.#send(encodeSimpleReply(error, handle), data).catch(() => {});
     } finally {
-      if (data !== undefined) objectBuffers.give(data);
+      if (data !== undefined) this.#buffers.give(data);
     }
   }
 

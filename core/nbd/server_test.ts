@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { NBD_MAX_PAYLOAD } from "../limits.ts";
-import { objectBuffers } from "../buffer_pool.ts";
+import { BufferPool } from "../buffer_pool.ts";
 import {
   ClientFlag,
   Cmd,
@@ -21,6 +21,7 @@ import {
   type NbdExportEntry,
   type NbdExportProvider,
   NbdServer,
+  type NbdServerOptions,
 } from "./server.ts";
 import { RawNbdClient, u32 } from "./testdata/raw_nbd_client.ts";
 
@@ -94,6 +95,7 @@ class MemoryProvider implements NbdExportProvider {
 
 async function withServer(
   fn: (port: number, provider: MemoryProvider, server: NbdServer) => Promise<void>,
+  options: NbdServerOptions = {},
 ): Promise<{ protocolErrors: string[] }> {
   const provider = new MemoryProvider();
   provider.exports.set("disk", new MemoryExport(1 << 20));
@@ -101,7 +103,7 @@ async function withServer(
   const protocolErrors: string[] = [];
   const server = NbdServer.listen({ hostname: "127.0.0.1", port: 0 }, provider, {
     onProtocolError: (_remote, message) => protocolErrors.push(message),
-  });
+  }, options);
   try {
     await fn(server.port, provider, server);
   } finally {
@@ -416,12 +418,13 @@ Deno.test("NBD runs many connections and requests at once; close() ends them", a
 });
 
 Deno.test("NBD gives a read's pooled object buffer back to the pool once the reply is sent", async () => {
+  const pool = new BufferPool();
   await withServer(async (port, provider) => {
     const disk = provider.exports.get("disk")!;
     disk.bytes.fill(5, 0, 256 * 1024);
     const lent: Uint8Array[] = [];
     disk.read = (offset, length) => {
-      const buf = objectBuffers.take(length);
+      const buf = pool.take(length);
       buf.set(disk.bytes.subarray(offset, offset + length));
       lent.push(buf);
       return Promise.resolve(buf);
@@ -430,17 +433,17 @@ Deno.test("NBD gives a read's pooled object buffer back to the pool once the rep
     const reply = await client.call(Cmd.READ, 0, 256 * 1024);
     assert.equal(reply.error, 0);
     assert.ok(reply.data.every((b) => b === 5));
-    assert.ok(objectBuffers.owns(lent[0]));
+    assert.ok(pool.owns(lent[0]));
     const deadline = Date.now() + 2000;
     // take() hands out the last buffer given back: the one the reply carried.
-    let again = objectBuffers.take(256 * 1024);
+    let again = pool.take(256 * 1024);
     while (again.buffer !== lent[0].buffer && Date.now() < deadline) {
-      objectBuffers.give(again);
+      pool.give(again);
       await sleep(10);
-      again = objectBuffers.take(256 * 1024);
+      again = pool.take(256 * 1024);
     }
     assert.equal(again.buffer, lent[0].buffer, "the reply's buffer came back to the pool");
-    objectBuffers.give(again);
+    pool.give(again);
     client.close();
-  });
+  }, { buffers: pool });
 });

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { BufferPool } from "../buffer_pool.ts";
 import type { ConnectionInfo, RequestHandler } from "../net/server.ts";
 import type { SheepRequest } from "../vdi_client/volume.ts";
 import { type NbdListenSpec, NbdServer, type NbdServerEvents } from "./server.ts";
@@ -32,13 +33,19 @@ export function inProcessRequest(handler: RequestHandler): SheepRequest {
   };
 }
 
-/** Starts the NBD server of a sheep; throws when the address cannot be bound. */
+/**
+ * Starts the NBD server of a sheep; throws when the address cannot be bound. `buffers` is the
+ * daemon's pool (core/buffer_pool.ts), the one its store reads into: the volumes and the NBD
+ * server give read buffers back to it, and the server takes write payloads from it.
+ */
 export function startNbdExport(
   spec: NbdListenSpec,
   handler: RequestHandler,
   log: NbdLog,
+  buffers: BufferPool = new BufferPool(),
 ): NbdServer {
   const exports = new VdiExports(inProcessRequest(handler), {
+    buffers,
     onIoError: (name, err) => log.warn("NBD command failed", { export: name, error: err.message }),
     onUnlockError: (name, err) =>
       log.error("cannot release the VDI lock of an NBD connection", {
@@ -54,7 +61,7 @@ export function startNbdExport(
   };
   let server: NbdServer;
   try {
-    server = NbdServer.listen(spec, exports, events);
+    server = NbdServer.listen(spec, exports, events, { buffers });
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     throw new Error(`cannot serve NBD on ${spec.hostname}:${spec.port}: ${why}`, { cause: e });

@@ -24,6 +24,7 @@
  * @module
  */
 
+import { BufferPool } from "../buffer_pool.ts";
 import {
   ClusterFlag,
   Flag,
@@ -125,6 +126,12 @@ export interface VdiExportsOptions {
   onIoError?(exportName: string, err: SdError): void;
   /** Called when the VDI lock of an ended connection could not be released. */
   onUnlockError?(exportName: string, err: unknown): void;
+  /**
+   * The pool of the request function's pooled replies, given to every volume (VolumeOptions);
+   * default: a pool of the exports' own. Through the daemon's own handler, pass the daemon's pool,
+   * which the NBD server shares.
+   */
+  buffers?: BufferPool;
 }
 
 interface SharedVolume {
@@ -136,6 +143,7 @@ interface SharedVolume {
 export class VdiExports implements NbdExportProvider {
   readonly #request: SheepRequest;
   readonly #opts: VdiExportsOptions;
+  readonly #buffers: BufferPool;
   readonly #volumes = new Map<string, SharedVolume>();
   /** RELEASE_VDI requests of ended connections still in flight. */
   readonly #unlocks = new Set<Promise<void>>();
@@ -145,6 +153,7 @@ export class VdiExports implements NbdExportProvider {
   constructor(request: SheepRequest, opts: VdiExportsOptions = {}) {
     this.#request = request;
     this.#opts = opts;
+    this.#buffers = opts.buffers ?? new BufferPool();
   }
 
   /** Volumes currently open (shared by their connections). */
@@ -305,8 +314,11 @@ export class VdiExports implements NbdExportProvider {
       let shared = this.#volumes.get(key);
       if (shared === undefined) {
         const working = reading.snap.id === 0 && reading.snap.tag === "";
-        const volume = loadVdi(this.#request, vid).then((vdi) =>
-          VdiVolume.fromLoaded(this.#request, vdi, { name: working ? reading.name : undefined })
+        const volume = loadVdi(this.#request, vid, this.#buffers).then((vdi) =>
+          VdiVolume.fromLoaded(this.#request, vdi, {
+            name: working ? reading.name : undefined,
+            buffers: this.#buffers,
+          })
         );
         shared = { volume, refs: 0 };
         this.#volumes.set(key, shared);

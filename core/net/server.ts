@@ -12,7 +12,7 @@ import { SdReq, SdRsp } from "../proto/header.ts";
 import { MAX_CONNECTIONS, MAX_INFLIGHT_PER_CONNECTION, MAX_REQUEST_DATA } from "../limits.ts";
 import { ExactReader, UnexpectedEofError } from "./exact_reader.ts";
 import { MessageWriter } from "./message_writer.ts";
-import { objectBuffers } from "../buffer_pool.ts";
+import { BufferPool } from "../buffer_pool.ts";
 
 /** A reply to one request. */
 export interface ServerReply {
@@ -52,23 +52,40 @@ export interface ListenSpec {
   unixPath?: string;
 }
 
+/** Options of {@linkcode SheepServer.listen}. */
+export interface ServerOptions {
+  /**
+   * The pool object-write payloads are taken from and pooled reply data is given back to
+   * (core/buffer_pool.ts); default: a pool of the server's own. The daemon shares one with its
+   * store, so the buffers of whole-object reads come back to it once their reply is written.
+   */
+  buffers?: BufferPool;
+}
+
 /** A running server. */
 export class SheepServer {
   readonly #listeners: Deno.Listener[] = [];
   readonly #conns = new Set<Deno.Conn>();
   readonly #handler: RequestHandler;
   readonly #events: ServerEvents;
+  readonly #buffers: BufferPool;
   readonly #inflight = new Set<Promise<unknown>>();
   #stopped = false;
 
-  private constructor(handler: RequestHandler, events: ServerEvents) {
+  private constructor(handler: RequestHandler, events: ServerEvents, options: ServerOptions) {
     this.#handler = handler;
     this.#events = events;
+    this.#buffers = options.buffers ?? new BufferPool();
   }
 
   /** Starts listening; throws if an address is taken. */
-  static listen(spec: ListenSpec, handler: RequestHandler, events: ServerEvents = {}): SheepServer {
-    const s = new SheepServer(handler, events);
+  static listen(
+    spec: ListenSpec,
+    handler: RequestHandler,
+    events: ServerEvents = {},
+    options: ServerOptions = {},
+  ): SheepServer {
+    const s = new SheepServer(handler, events, options);
     try {
       if (spec.tcp) {
         s.#listeners.push(Deno.listen({ hostname: spec.tcp.hostname, port: spec.tcp.port }));
@@ -183,7 +200,7 @@ export class SheepServer {
       }
       // A pooled buffer (a whole object read by the store) belongs to its reply: written, it
       // goes back to the pool (see core/buffer_pool.ts).
-      if (data !== undefined && objectBuffers.owns(data)) objectBuffers.give(data);
+      if (data !== undefined && this.#buffers.owns(data)) this.#buffers.give(data);
     };
 
     try {
@@ -210,7 +227,7 @@ export class SheepServer {
         let lent = false;
         if (req.flags & Flag.CMD_WRITE) {
           lent = LENT_PAYLOAD_OPS.has(req.opcode);
-          data = lent ? objectBuffers.take(req.dataLength) : new Uint8Array(req.dataLength);
+          data = lent ? this.#buffers.take(req.dataLength) : new Uint8Array(req.dataLength);
           if (data.length > 0 && !(await reader.readFull(data))) {
             throw new UnexpectedEofError(0);
           }
@@ -224,7 +241,7 @@ export class SheepServer {
           broken = true;
           closeQuietly(conn);
         }).finally(() => {
-          if (lent) objectBuffers.give(payload!);
+          if (lent) this.#buffers.give(payload!);
           inflight--;
           this.#inflight.delete(p);
           pending.delete(p);

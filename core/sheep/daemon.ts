@@ -6,6 +6,7 @@
  * @module
  */
 
+import { BufferPool } from "../buffer_pool.ts";
 import { PlainStore } from "../store/plain_store.ts";
 import { acquireDirLock } from "../store/dir_lock.ts";
 import { removeIfPresent } from "../store/durable_files.ts";
@@ -36,7 +37,10 @@ export async function runDaemon(opts: SheepConfigOptions): Promise<number> {
     server?.stopListening();
     nbd?.stopListening();
   };
-  const store = await PlainStore.open(opts.dir, { nosync: opts.nosync });
+  // One pool for the buffers that pass between the store, the server and the NBD export: the
+  // store reads objects into it, and the servers give the buffers back once the reply is written.
+  const buffers = new BufferPool();
+  const store = await PlainStore.open(opts.dir, { nosync: opts.nosync, buffers });
   const driver = await createDriver(opts.cluster.driver, opts.cluster.option);
   const addr = opts.myAddr ??
     (opts.bindAddr !== "0.0.0.0" ? opts.bindAddr : addrText(driver.localAddr()));
@@ -101,6 +105,7 @@ export async function runDaemon(opts: SheepConfigOptions): Promise<number> {
         onHandlerError: (remote, err) =>
           log.error("request handler failed", { remote, error: String(err) }),
       },
+      { buffers },
     );
     // sheep --nbd: every VDI over NBD, through this sheep's own request handler (off by default).
     if (opts.nbd) {
@@ -108,6 +113,7 @@ export async function runDaemon(opts: SheepConfigOptions): Promise<number> {
         { hostname: opts.nbd.host, port: opts.nbd.port },
         (req, data, conn) => sheep.handle(req, data, conn),
         log,
+        buffers,
       );
     }
     if (opts.pidfile) await Deno.writeTextFile(opts.pidfile, `${Deno.pid}\n`);

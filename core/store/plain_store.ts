@@ -42,9 +42,9 @@ import * as fsp from "node:fs/promises";
 import { assert } from "../assert.ts";
 import {
   alignedBuffer,
+  BufferPool,
   DIRECT_IO_ALIGNMENT,
   isDirectIoAligned,
-  objectBuffers,
 } from "../buffer_pool.ts";
 import { Res } from "../proto/constants.ts";
 import { SdError } from "../proto/sd_error.ts";
@@ -97,6 +97,12 @@ export interface PlainStoreOptions {
    * glibc); default true. False: always through the page cache.
    */
   readonly directIo?: boolean;
+  /**
+   * The pool whole objects are read into, and O_DIRECT writes are staged in (core/buffer_pool.ts);
+   * default: a pool of the store's own. The daemon shares one with its servers, which give read
+   * buffers back once the reply is written.
+   */
+  readonly buffers?: BufferPool;
 }
 
 /** Objects as files in `DIR/obj/`. */
@@ -109,6 +115,8 @@ export class PlainStore implements ObjectStore {
   readonly staleDir: string;
   readonly #nosync: boolean;
   readonly #directIo: boolean;
+  /** Where whole-object read buffers and O_DIRECT staging buffers come from. */
+  readonly #buffers: BufferPool;
   /** This store's O_DIRECT writer (direct_io.ts). */
   readonly #direct = new DirectIo();
   readonly #handles: HandleCache<OpenObject>;
@@ -126,6 +134,7 @@ export class PlainStore implements ObjectStore {
     this.staleDir = `${this.objDir}/${STALE_DIR_NAME}`;
     this.#nosync = options.nosync ?? false;
     this.#directIo = (options.directIo ?? true) && this.#direct.available();
+    this.#buffers = options.buffers ?? new BufferPool();
     this.#handles = new HandleCache(
       options.handleCacheSize ?? DEFAULT_HANDLE_CACHE_SIZE,
       (oid) => this.#openObject(oid),
@@ -469,7 +478,7 @@ export class PlainStore implements ObjectStore {
     try {
       checkObjectRange(oid, offset, length, size);
       // Whole objects are read into pooled buffers (see core/buffer_pool.ts).
-      const buf = into ?? objectBuffers.take(length);
+      const buf = into ?? this.#buffers.take(length);
       await readFully(handle, buf, offset);
       return buf;
     } catch (err) {
@@ -549,10 +558,10 @@ export class PlainStore implements ObjectStore {
     let buf = data;
     let pooled = false;
     if (offset !== 0 || data.length !== objectSize || !isDirectIoAligned(data)) {
-      buf = objectBuffers.take(objectSize);
-      pooled = objectBuffers.owns(buf);
+      buf = this.#buffers.take(objectSize);
+      pooled = this.#buffers.owns(buf);
       if (!isDirectIoAligned(buf)) {
-        if (pooled) objectBuffers.give(buf);
+        if (pooled) this.#buffers.give(buf);
         pooled = false;
         buf = alignedBuffer(objectSize);
         if (!isDirectIoAligned(buf)) return false;
@@ -569,7 +578,7 @@ export class PlainStore implements ObjectStore {
       // Whatever went wrong, the buffered way reports it properly (it removes a leftover tmp).
       return false;
     } finally {
-      if (pooled) objectBuffers.give(buf);
+      if (pooled) this.#buffers.give(buf);
     }
   }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Res } from "../proto/constants.ts";
-import { alignedBuffer, objectBuffers } from "../buffer_pool.ts";
+import { alignedBuffer, BufferPool } from "../buffer_pool.ts";
 import { PlainStore, type PlainStoreOptions } from "./plain_store.ts";
 import {
   patternBytes,
@@ -219,7 +219,8 @@ Deno.test("plain store create with an all-zero sparse buffer writes no blocks", 
 Deno.test("plain store builds non-sparse objects with O_DIRECT from any buffer, at any offset", async () => {
   await withDir(async (dir) => {
     const size = 4 << 20;
-    const pooled = objectBuffers.take(size);
+    const pool = new BufferPool();
+    const pooled = pool.take(size);
     pooled.set(patternBytes(size, 7));
     const aligned = alignedBuffer(64 * 1024);
     aligned.set(patternBytes(aligned.length, 8));
@@ -231,7 +232,7 @@ Deno.test("plain store builds non-sparse objects with O_DIRECT from any buffer, 
       [5n, size - 5, patternBytes(5, 11)],
     ];
     for (const nosync of [false, true]) {
-      const store = await PlainStore.open(`${dir}/${nosync}`, { nosync });
+      const store = await PlainStore.open(`${dir}/${nosync}`, { nosync, buffers: pool });
       try {
         for (const [oid, offset, data] of cases) {
           await store.create(oid, offset, data, size, { sparse: false });
@@ -255,7 +256,28 @@ Deno.test("plain store builds non-sparse objects with O_DIRECT from any buffer, 
         await store.close();
       }
     }
-    objectBuffers.give(pooled);
+    pool.give(pooled);
+  });
+});
+
+Deno.test("plain store reads whole objects into buffers of the pool it is given", async () => {
+  await withDir(async (dir) => {
+    const size = 4 << 20;
+    const pool = new BufferPool();
+    const store = await PlainStore.open(dir, { nosync: true, buffers: pool });
+    try {
+      await store.create(1n, 0, patternBytes(size, 13), size, { sparse: false });
+      const whole = await store.read(1n, 0, size);
+      assert.ok(pool.owns(whole), "a whole object comes in a buffer of the given pool");
+      assert.ok(sameBytes(whole, patternBytes(size, 13)));
+      pool.give(whole);
+      const again = await store.read(1n, 0, size);
+      assert.equal(again.buffer, whole.buffer, "the buffer given back is reused");
+      pool.give(again);
+      assert.ok(!new BufferPool().owns(again), "no other pool claims it");
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { objectBuffers } from "../buffer_pool.ts";
+import { BufferPool } from "../buffer_pool.ts";
 import { CREATE_GATHER_IDLE_MS, CREATE_GATHER_MAX_MS } from "../limits.ts";
 /** Objects of the latest writes remembered to recognise a sequential stream. */
 const RECENT_WRITES = 64;
@@ -59,14 +59,25 @@ interface Run {
 /** Holds back the pieces of sequentially written new objects until they make one create. */
 export class CreateGather {
   readonly #write: RunWriter;
+  /** Where the buffers of merged runs come from (and go back to once written). */
+  readonly #buffers: BufferPool;
   readonly #now: () => number;
   readonly #held = new Map<number, Gathering>();
   /** Object index of the last byte of each recent write. */
   readonly #recent: number[] = [];
   #arrivals = 0;
 
-  constructor(write: RunWriter, now: () => number = () => performance.now()) {
+  /**
+   * `write` sends a run; `buffers` is the pool the bytes of a run made of several pieces are
+   * gathered in (the volume's, core/buffer_pool.ts).
+   */
+  constructor(
+    write: RunWriter,
+    buffers: BufferPool = new BufferPool(),
+    now: () => number = () => performance.now(),
+  ) {
     this.#write = write;
+    this.#buffers = buffers;
     this.#now = now;
   }
 
@@ -126,9 +137,9 @@ export class CreateGather {
     // Called in this order, the runs take the object's lock in this order: the longest creates
     // the object, the others then find it and write in place.
     for (const run of runs) {
-      const data = merge(run);
+      const data = merge(run, this.#buffers);
       const giveBack = () => {
-        if (data !== run.pieces[0].data) objectBuffers.give(data);
+        if (data !== run.pieces[0].data) this.#buffers.give(data);
       };
       this.#write(idx, run.off, data).then(() => {
         giveBack();
@@ -165,12 +176,13 @@ function toRuns(pieces: HeldPiece[]): Run[] {
 }
 
 /**
- * The bytes of a run. Pieces are laid in the order they arrived, so where two overlap the later
- * one wins (as it would have, had they been sent one by one in that order).
+ * The bytes of a run, in a buffer from `buffers` when there are several pieces. Pieces are laid in
+ * the order they arrived, so where two overlap the later one wins (as it would have, had they been
+ * sent one by one in that order).
  */
-function merge(run: Run): Uint8Array {
+function merge(run: Run, buffers: BufferPool): Uint8Array {
   if (run.pieces.length === 1) return run.pieces[0].data;
-  const out = objectBuffers.take(run.end - run.off);
+  const out = buffers.take(run.end - run.off);
   const arrival = [...run.pieces].sort((a, b) => a.seq - b.seq);
   for (const p of arrival) out.set(p.data, p.off - run.off);
   return out;

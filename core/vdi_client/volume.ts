@@ -32,7 +32,7 @@
  */
 
 import { assert } from "../assert.ts";
-import { objectBuffers } from "../buffer_pool.ts";
+import { BufferPool } from "../buffer_pool.ts";
 import {
   Flag,
   Op,
@@ -112,9 +112,13 @@ export async function lookupVdiId(
   return rsp.vdi.vdiId;
 }
 
-/** READ_OBJ; a reply shorter than asked (zero-trimmed at rsp.obj.offset) is widened with zeros. */
+/**
+ * READ_OBJ; a reply shorter than asked (zero-trimmed at rsp.obj.offset) is widened with zeros, and
+ * its buffer given back to `buffers` (if it is one of theirs).
+ */
 async function readObject(
   request: SheepRequest,
+  buffers: BufferPool | undefined,
   oid: bigint,
   offset: number,
   length: number,
@@ -134,7 +138,7 @@ async function readObject(
   const out = new Uint8Array(length);
   const at = Math.min(Number(reply.rsp.obj.offset), length);
   out.set(reply.data.subarray(0, length - at), at);
-  objectBuffers.give(reply.data);
+  buffers?.give(reply.data);
   return out;
 }
 
@@ -145,10 +149,17 @@ export interface LoadedVdi {
   index: DataIndex;
 }
 
-/** Reads the inode header and data index of `vid`. VdiIoError when a read fails. */
-export async function loadVdi(request: SheepRequest, vid: number): Promise<LoadedVdi> {
+/**
+ * Reads the inode header and data index of `vid`. VdiIoError when a read fails. `buffers`: the
+ * pool of the request's pooled replies (core/buffer_pool.ts), to give back those it is done with.
+ */
+export async function loadVdi(
+  request: SheepRequest,
+  vid: number,
+  buffers?: BufferPool,
+): Promise<LoadedVdi> {
   const read = (oid: bigint, offset: number, length: number) =>
-    readObject(request, oid, offset, length);
+    readObject(request, buffers, oid, offset, length);
   const head = await read(vidToVdiOid(vid), 0, INODE_FIRST_READ);
   const header = decodeInodeHeader(head);
   return { vid, header, index: await readDataIndex(header, head, read) };
@@ -163,6 +174,12 @@ export interface VolumeOptions {
    * Without it a write to a VDI turned snapshot fails with READONLY.
    */
   name?: string;
+  /**
+   * The pool pooled read replies are given back to once copied, and pieces of new objects are
+   * gathered in (core/buffer_pool.ts); default: a pool of the volume's own. Through the daemon's
+   * own handler, pass the daemon's pool: the store reads into it.
+   */
+  buffers?: BufferPool;
 }
 
 /** One data object's share of a byte range. */
@@ -181,15 +198,14 @@ export class VdiVolume {
   readonly #locks = new ObjectLocks();
   readonly #writeFlags: number;
   readonly #name: string | undefined;
+  readonly #buffers: BufferPool;
   #vid: number;
   #header: InodeHeader;
   #index: DataIndex;
   #reopening: Promise<void> | null = null;
   /** write() calls running (a sequential stream keeps several in flight). */
   #writesInFlight = 0;
-  readonly #gather = new CreateGather((idx, off, data) =>
-    this.#withReopen(() => this.#writePiece(idx, off, data))
-  );
+  readonly #gather: CreateGather;
   readonly #entries = new EntryBatcher((inodeVid, first, values) =>
     this.#writeEntries(first, values, inodeVid)
   );
@@ -201,6 +217,11 @@ export class VdiVolume {
     this.#index = vdi.index;
     this.#writeFlags = opts.writeFlags ?? 0;
     this.#name = opts.name;
+    this.#buffers = opts.buffers ?? new BufferPool();
+    this.#gather = new CreateGather(
+      (idx, off, data) => this.#withReopen(() => this.#writePiece(idx, off, data)),
+      this.#buffers,
+    );
     assert(Number.isSafeInteger(Number(vdi.header.vdiSize)), "VDI size beyond 2^53 bytes");
   }
 
@@ -216,7 +237,7 @@ export class VdiVolume {
   ): Promise<VdiVolume> {
     const vid = await lookupVdiId(request, name, snap);
     const working = snap.id === 0 && snap.tag === "";
-    return new VdiVolume(request, await loadVdi(request, vid), {
+    return new VdiVolume(request, await loadVdi(request, vid, opts.buffers), {
       ...opts,
       name: working ? (opts.name ?? name) : undefined,
     });
@@ -259,8 +280,8 @@ export class VdiVolume {
 
   /**
    * Reads `length` bytes at `offset`; holes read as zeros. INVALID_PARMS past the end. Through the
-   * daemon's own handler the result may be a pooled object buffer (core/buffer_pool.ts): the
-   * caller owns it, and may give it back once done with it.
+   * daemon's own handler the result may be a buffer of the store's pool (core/buffer_pool.ts; the
+   * `buffers` option when shared): the caller owns it, and may give it back once done with it.
    */
   async read(offset: number, length: number): Promise<Uint8Array> {
     this.#checkRange(offset, length);
@@ -270,7 +291,7 @@ export class VdiVolume {
     await forEachBounded(pieces, VOLUME_IO_WINDOW, async (p) => {
       const piece = await this.#readPiece(p);
       out.set(piece, p.at);
-      objectBuffers.give(piece);
+      this.#buffers.give(piece);
     });
     return out;
   }
@@ -376,7 +397,13 @@ export class VdiVolume {
     try {
       const owner = this.#index.get(p.idx);
       if (owner === 0) return new Uint8Array(p.len);
-      return await readObject(this.#request, vidToDataOid(owner, p.idx), p.off, p.len);
+      return await readObject(
+        this.#request,
+        this.#buffers,
+        vidToDataOid(owner, p.idx),
+        p.off,
+        p.len,
+      );
     } finally {
       release();
     }
@@ -430,7 +457,13 @@ export class VdiVolume {
       this.#checkWritable();
       // The gateway refuses data writes to a snapshot but not inode writes (dog releases a
       // snapshot's entries when deleting it): make sure this inode is still the working VDI.
-      const ctime = await readObject(this.#request, vidToVdiOid(this.#vid), SNAP_CTIME_OFFSET, 8);
+      const ctime = await readObject(
+        this.#request,
+        this.#buffers,
+        vidToVdiOid(this.#vid),
+        SNAP_CTIME_OFFSET,
+        8,
+      );
       if (ctime.some((b) => b !== 0)) {
         throw new SdError(Res.READONLY, `VDI ${this.#vid.toString(16)} became a snapshot`);
       }
@@ -516,7 +549,7 @@ export class VdiVolume {
       throw e;
     }
     if (vid === this.#vid) return;
-    const vdi = await loadVdi(this.#request, vid);
+    const vdi = await loadVdi(this.#request, vid, this.#buffers);
     if (vdi.header.parentVdiId !== this.#vid) return;
     this.#vid = vdi.vid;
     this.#header = vdi.header;
