@@ -44,6 +44,11 @@ export const NBD_MAX_PAYLOAD = 32 * 1024 * 1024;
 export const NBD_MAX_OPTION_DATA = 64 * 1024;
 /** NBD requests in flight on one connection; further reads pause until replies drain. */
 export const NBD_MAX_INFLIGHT_PER_CONNECTION = 64;
+/**
+ * Extents in one NBD block status reply (8 bytes each); a longer answer is cut there and the
+ * client asks again from where it ends, as the protocol provides.
+ */
+export const NBD_MAX_EXTENTS = 65536;
 /** Payload bytes (READ and WRITE lengths) in flight on one NBD connection. */
 export const NBD_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024;
 /** Concurrent NBD connections per sheep. */

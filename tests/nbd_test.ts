@@ -201,6 +201,45 @@ Deno.test({
       assertSameBytes(now.subarray(4096), image.subarray(4096, 8192), "after the snapshot");
     });
 
+    await t.step(
+      "block status: nbdinfo --map and qemu-img map see written objects as data, the rest as holes",
+      async () => {
+        await runDogOk(["vdi", "create", "sparse", String(16 * 4 * MiB)], { port: sheep.port });
+        // Objects 2 and 10 get a write each; the other 14 were never written.
+        for (const at of [8 * MiB + 100, 40 * MiB]) {
+          await tool("qemu-io", ["-f", "raw", "-c", `write -P 0x5a ${at} 4k`, url("sparse")]);
+        }
+        const want = [
+          [0, 8 * MiB, false],
+          [8 * MiB, 4 * MiB, true],
+          [12 * MiB, 28 * MiB, false],
+          [40 * MiB, 4 * MiB, true],
+          [44 * MiB, 20 * MiB, false],
+        ];
+        const map = JSON.parse(await tool("nbdinfo", ["--map", "--json", url("sparse")])) as {
+          offset: number;
+          length: number;
+          type: number;
+        }[];
+        assert.deepEqual(map.map((e) => [e.offset, e.length, (e.type & 1) === 0]), want);
+        for (const e of map) {
+          assert.equal(e.type, (e.type & 1) === 0 ? 0 : 3, "holes read as zeros");
+        }
+        const qmap = JSON.parse(
+          await tool("qemu-img", ["map", "--output=json", "-f", "raw", url("sparse")]),
+        ) as { start: number; length: number; data: boolean; zero: boolean }[];
+        assert.deepEqual(qmap.map((e) => [e.start, e.length, e.data]), want);
+        // The holes read back as zeros, the data as written, and a copy keeps both.
+        const out = `${tmp.path}/sparse.raw`;
+        await tool("nbdcopy", [url("sparse"), out]);
+        const back = await Deno.readFile(out);
+        assert.equal(back.length, 64 * MiB);
+        assert.ok(back.subarray(8 * MiB + 100, 8 * MiB + 100 + 4096).every((b) => b === 0x5a));
+        assert.ok(back.subarray(0, 8 * MiB + 100).every((b) => b === 0));
+        assert.ok(back.subarray(44 * MiB).every((b) => b === 0));
+      },
+    );
+
     await t.step("bad input gets the right NBD error and the server keeps serving", async () => {
       const missing = await run("qemu-img", ["info", url("nosuch")]);
       assert.ok(!missing.success);

@@ -320,6 +320,175 @@ export function encodeSimpleReply(error: number, handle: Uint8Array, dataLength 
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Structured replies and metadata contexts (NBD_OPT_STRUCTURED_REPLY, NBD_OPT_*_META_CONTEXT,
+// NBD_CMD_BLOCK_STATUS)
+
+/** Magic of a structured reply chunk. */
+export const STRUCTURED_REPLY_MAGIC = 0x668e33ef;
+/** Size of a structured reply chunk header: magic, flags, type, handle, length. */
+export const CHUNK_HEADER_SIZE = 20;
+
+/** Structured reply chunk flags. */
+export const ReplyFlag = {
+  /** The last chunk of the reply. */
+  DONE: 1 << 0,
+} as const;
+
+/** Structured reply chunk types. */
+export const ReplyType = {
+  NONE: 0,
+  OFFSET_DATA: 1,
+  OFFSET_HOLE: 2,
+  BLOCK_STATUS: 5,
+  ERROR: 0x8001,
+  ERROR_OFFSET: 0x8002,
+} as const;
+
+/** Status flags of the "base:allocation" metadata context. */
+export const AllocationState = {
+  /** Not backed by storage. */
+  HOLE: 1 << 0,
+  /** Reads as zeros. */
+  ZERO: 1 << 1,
+} as const;
+
+/** The one metadata context the server offers. */
+export const BASE_ALLOCATION = "base:allocation";
+
+/** A chunk header for `handle`; `room` bytes of payload space follow it in the same buffer. */
+export function encodeChunkHeader(
+  flags: number,
+  type: number,
+  handle: Uint8Array,
+  length: number,
+  room = 0,
+): Uint8Array {
+  const out = new Uint8Array(CHUNK_HEADER_SIZE + room);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, STRUCTURED_REPLY_MAGIC);
+  v.setUint16(4, flags);
+  v.setUint16(6, type);
+  out.set(handle, 8);
+  v.setUint32(16, length);
+  return out;
+}
+
+/**
+ * The head of an NBD_REPLY_TYPE_OFFSET_DATA chunk carrying `dataLength` bytes read at `offset`
+ * (chunk header and offset; the data follows on the wire).
+ */
+export function encodeOffsetDataHead(
+  handle: Uint8Array,
+  offset: bigint,
+  dataLength: number,
+  flags: number,
+): Uint8Array {
+  const out = encodeChunkHeader(flags, ReplyType.OFFSET_DATA, handle, 8 + dataLength, 8);
+  new DataView(out.buffer).setBigUint64(CHUNK_HEADER_SIZE, offset);
+  return out;
+}
+
+/** An NBD_REPLY_TYPE_ERROR chunk (with DONE): `errno` and a human-readable message. */
+export function encodeErrorChunk(handle: Uint8Array, errno: number, message: string): Uint8Array {
+  const text = new TextEncoder().encode(message).subarray(0, 4096);
+  const out = encodeChunkHeader(
+    ReplyFlag.DONE,
+    ReplyType.ERROR,
+    handle,
+    6 + text.length,
+    6 + text.length,
+  );
+  const v = new DataView(out.buffer);
+  v.setUint32(CHUNK_HEADER_SIZE, errno);
+  v.setUint16(CHUNK_HEADER_SIZE + 4, text.length);
+  out.set(text, CHUNK_HEADER_SIZE + 6);
+  return out;
+}
+
+/** One extent of a block status reply. */
+export interface BlockExtent {
+  /** Bytes (> 0). */
+  length: number;
+  /** Status flags of the context (AllocationState for base:allocation). */
+  flags: number;
+}
+
+/** An NBD_REPLY_TYPE_BLOCK_STATUS chunk for context `contextId`. */
+export function encodeBlockStatusChunk(
+  handle: Uint8Array,
+  contextId: number,
+  extents: BlockExtent[],
+  flags: number,
+): Uint8Array {
+  const length = 4 + 8 * extents.length;
+  const out = encodeChunkHeader(flags, ReplyType.BLOCK_STATUS, handle, length, length);
+  const v = new DataView(out.buffer);
+  v.setUint32(CHUNK_HEADER_SIZE, contextId);
+  extents.forEach((e, i) => {
+    v.setUint32(CHUNK_HEADER_SIZE + 4 + 8 * i, e.length);
+    v.setUint32(CHUNK_HEADER_SIZE + 8 + 8 * i, e.flags);
+  });
+  return out;
+}
+
+/** The data of NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT. */
+export interface MetaContextRequest {
+  exportName: string;
+  queries: string[];
+}
+
+/** Decodes meta context option data; null when malformed (NBD_REP_ERR_INVALID). */
+export function decodeMetaContextRequest(data: Uint8Array): MetaContextRequest | null {
+  if (data.length < 8) return null;
+  const v = view(data, data.length);
+  const nameLen = v.getUint32(0);
+  if (4 + nameLen + 4 > data.length) return null;
+  const exportName = decodeUtf8(data.subarray(4, 4 + nameLen));
+  if (exportName === null) return null;
+  const count = v.getUint32(4 + nameLen);
+  const queries: string[] = [];
+  let at = 8 + nameLen;
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > data.length) return null;
+    const len = v.getUint32(at);
+    if (at + 4 + len > data.length) return null;
+    const q = decodeUtf8(data.subarray(at + 4, at + 4 + len));
+    if (q === null) return null;
+    queries.push(q);
+    at += 4 + len;
+  }
+  return at === data.length ? { exportName, queries } : null;
+}
+
+/** Encodes meta context option data (for clients and tests). */
+export function encodeMetaContextRequest(exportName: string, queries: string[]): Uint8Array {
+  const enc = new TextEncoder();
+  const name = enc.encode(exportName);
+  const qs = queries.map((q) => enc.encode(q));
+  const out = new Uint8Array(8 + name.length + qs.reduce((n, q) => n + 4 + q.length, 0));
+  const v = new DataView(out.buffer);
+  v.setUint32(0, name.length);
+  out.set(name, 4);
+  v.setUint32(4 + name.length, qs.length);
+  let at = 8 + name.length;
+  for (const q of qs) {
+    v.setUint32(at, q.length);
+    out.set(q, at + 4);
+    at += 4 + q.length;
+  }
+  return out;
+}
+
+/** The data of an NBD_REP_META_CONTEXT reply: the context's id and name. */
+export function encodeMetaContextReplyData(id: number, name: string): Uint8Array {
+  const n = new TextEncoder().encode(name);
+  const out = new Uint8Array(4 + n.length);
+  new DataView(out.buffer).setUint32(0, id);
+  out.set(n, 4);
+  return out;
+}
+
 function view(b: Uint8Array, need: number): DataView {
   if (b.length < need) throw new RangeError(`need ${need} bytes, got ${b.length}`);
   return new DataView(b.buffer, b.byteOffset, b.length);

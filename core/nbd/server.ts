@@ -1,11 +1,18 @@
 /**
- * An NBD server (newstyle, fixed handshake, simple replies) over any set of exports.
+ * An NBD server (newstyle, fixed handshake) over any set of exports.
  *
- * Handshake: NBD_OPT_GO, NBD_OPT_INFO, NBD_OPT_LIST, NBD_OPT_EXPORT_NAME and NBD_OPT_ABORT;
- * any other option gets NBD_REP_ERR_UNSUP (structured replies, meta contexts, TLS and extended
- * headers are not offered). Transmission: READ, WRITE, FLUSH, TRIM, WRITE_ZEROES (FUA on the
- * writing ones, NO_HOLE on WRITE_ZEROES) and DISC. Many requests run at once on a connection and
- * their replies leave in completion order, matched by handle.
+ * Handshake: NBD_OPT_GO, NBD_OPT_INFO, NBD_OPT_LIST, NBD_OPT_EXPORT_NAME, NBD_OPT_ABORT,
+ * NBD_OPT_STRUCTURED_REPLY, and NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT with the one
+ * context "base:allocation"; any other option gets NBD_REP_ERR_UNSUP (TLS and extended headers
+ * are not offered). Transmission: READ, WRITE, FLUSH, TRIM, WRITE_ZEROES (FUA on the writing
+ * ones, NO_HOLE on WRITE_ZEROES), BLOCK_STATUS (REQ_ONE) and DISC. Many requests run at once on a
+ * connection and their replies leave in completion order, matched by handle.
+ *
+ * Replies are simple until the client asks for structured replies; then a READ is answered with
+ * one OFFSET_DATA chunk (or an ERROR chunk), BLOCK_STATUS with one BLOCK_STATUS chunk, and the
+ * other commands still with simple replies (the protocol allows both for them). BLOCK_STATUS
+ * reports where the export is allocated ({@linkcode NbdExport.extents}: for a VDI, which of its
+ * objects exist), so qemu-img, nbdcopy and nbdinfo --map skip what was never written.
  *
  * Bad input never takes the server down and keeps a connection usable whenever the protocol lets
  * it resynchronise:
@@ -25,6 +32,7 @@
 import {
   NBD_HANDSHAKE_TIMEOUT_MS,
   NBD_MAX_CONNECTIONS,
+  NBD_MAX_EXTENTS,
   NBD_MAX_INFLIGHT_BYTES,
   NBD_MAX_INFLIGHT_PER_CONNECTION,
   NBD_MAX_OPTION_DATA,
@@ -33,18 +41,26 @@ import {
 import { BufferPool } from "../buffer_pool.ts";
 import { ExactReader, UnexpectedEofError, writeAll } from "../net/exact_reader.ts";
 import {
+  BASE_ALLOCATION,
+  type BlockExtent,
   ClientFlag,
   Cmd,
   CmdFlag,
   decodeGoRequest,
+  decodeMetaContextRequest,
   decodeOptionHeader,
   decodeRequest,
   decodeUtf8,
+  encodeBlockStatusChunk,
+  encodeChunkHeader,
+  encodeErrorChunk,
   encodeExportNameReply,
   encodeGreeting,
   encodeInfoBlockSize,
   encodeInfoExport,
   encodeInfoText,
+  encodeMetaContextReplyData,
+  encodeOffsetDataHead,
   encodeOptionError,
   encodeOptionReply,
   encodeServerReplyData,
@@ -57,6 +73,8 @@ import {
   Opt,
   OPTION_HEADER_SIZE,
   Rep,
+  ReplyFlag,
+  ReplyType,
   REQUEST_MAGIC,
   REQUEST_SIZE,
   SIMPLE_REPLY_SIZE,
@@ -89,6 +107,12 @@ export interface NbdExport {
   zero(offset: number, length: number, unmap: boolean): Promise<void>;
   /** Makes every write that completed before the call durable. */
   flush(): Promise<void>;
+  /**
+   * Allocation of `length` bytes at `offset` for the "base:allocation" context: extents in order,
+   * covering a prefix of the range (at least one byte) with AllocationState flags. Absent: the
+   * whole export is reported as data.
+   */
+  extents?(offset: number, length: number): Promise<BlockExtent[]>;
   /** Releases the export (connection ended, or NBD_OPT_INFO answered). */
   close(): void;
 }
@@ -274,7 +298,14 @@ const ALLOWED_FLAGS: Record<number, number> = {
   [Cmd.TRIM]: CmdFlag.FUA,
   [Cmd.WRITE_ZEROES]: CmdFlag.FUA | CmdFlag.NO_HOLE,
   [Cmd.DISC]: 0,
+  [Cmd.BLOCK_STATUS]: CmdFlag.REQ_ONE,
 };
+
+/** The id of "base:allocation", the one metadata context served. */
+const ALLOCATION_CONTEXT_ID = 1;
+
+/** What a command answers: read data, block status extents, or nothing. */
+type CommandOutput = Uint8Array | { extents: BlockExtent[] } | undefined;
 
 /** Option data we read and throw away before answering NBD_REP_ERR_TOO_BIG (more: disconnect). */
 const MAX_SKIPPED_OPTION_DATA = 16 * 1024 * 1024;
@@ -301,6 +332,10 @@ class NbdSession {
   #writeChain: Promise<void> = Promise.resolve();
   #broken = false;
   #noZeroes = false;
+  /** NBD_OPT_STRUCTURED_REPLY was agreed. */
+  #structured = false;
+  /** "base:allocation" was selected with NBD_OPT_SET_META_CONTEXT. */
+  #allocationContext = false;
   #inflight = 0;
   #inflightBytes = 0;
   #wake: (() => void) | null = null;
@@ -391,6 +426,22 @@ class NbdSession {
           if (exp !== null) return exp;
           break;
         }
+        case Opt.STRUCTURED_REPLY:
+          if (data.length !== 0) {
+            await this.#optionError(
+              option,
+              Rep.ERR_INVALID,
+              "NBD_OPT_STRUCTURED_REPLY takes no data",
+            );
+          } else {
+            this.#structured = true;
+            await this.#send(encodeOptionReply(option, Rep.ACK));
+          }
+          break;
+        case Opt.LIST_META_CONTEXT:
+        case Opt.SET_META_CONTEXT:
+          await this.#metaContext(option, data);
+          break;
         default:
           await this.#optionError(option, Rep.ERR_UNSUP, `option ${option} is not supported`);
       }
@@ -480,6 +531,41 @@ class NbdSession {
     }
   }
 
+  /**
+   * NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT: "base:allocation" is the only context.
+   * LIST with no query, or a query of "base:" or "base:allocation", names it; SET selects it when
+   * asked by its full name (and deselects it otherwise: each SET replaces the last).
+   */
+  async #metaContext(option: number, data: Uint8Array): Promise<void> {
+    const set = option === Opt.SET_META_CONTEXT;
+    if (set && !this.#structured) {
+      await this.#optionError(
+        option,
+        Rep.ERR_INVALID,
+        "NBD_OPT_SET_META_CONTEXT needs NBD_OPT_STRUCTURED_REPLY first",
+      );
+      return;
+    }
+    const req = decodeMetaContextRequest(data);
+    if (req === null) {
+      await this.#optionError(option, Rep.ERR_INVALID, "malformed meta context request");
+      return;
+    }
+    const matches = set ? req.queries.includes(BASE_ALLOCATION) : req.queries.length === 0 ||
+      req.queries.some((q) => q === "base:" || q === BASE_ALLOCATION);
+    if (set) this.#allocationContext = matches;
+    if (matches) {
+      await this.#send(
+        encodeOptionReply(
+          option,
+          Rep.META_CONTEXT,
+          encodeMetaContextReplyData(ALLOCATION_CONTEXT_ID, BASE_ALLOCATION),
+        ),
+      );
+    }
+    await this.#send(encodeOptionReply(option, Rep.ACK));
+  }
+
   #optionError(option: number, type: number, message: string): Promise<void> {
     return this.#send(encodeOptionError(option, type, message));
   }
@@ -526,24 +612,31 @@ class NbdSession {
   }
 
   /** Runs one command and sends its reply; never rejects. */
-  #dispatch(req: NbdRequest, bytes: number, run: () => Promise<Uint8Array | undefined>): void {
+  #dispatch(req: NbdRequest, bytes: number, run: () => Promise<CommandOutput>): void {
     this.#inflight++;
     this.#inflightBytes += bytes;
     const p: Promise<void> = (async () => {
       let error: number = Errno.OK;
-      let data: Uint8Array | undefined;
+      let message = "";
+      let out: CommandOutput;
       try {
-        data = await run();
+        out = await run();
       } catch (e) {
         if (e instanceof NbdCommandError) {
           error = e.errno;
+          message = e.message;
         } else {
           error = Errno.EIO;
+          message = "I/O error";
           this.#events.onCommandError?.(this.#remote, e);
         }
-        data = undefined;
+        out = undefined;
       }
-      await this.#reply(error, req.handle, data);
+      if (this.#structured && (req.type === Cmd.READ || req.type === Cmd.BLOCK_STATUS)) {
+        await this.#structuredReply(req, error, message, out);
+      } else {
+        await this.#reply(error, req.handle, out instanceof Uint8Array ? out : undefined);
+      }
     })().finally(() => {
       this.#inflight--;
       this.#inflightBytes -= bytes;
@@ -564,7 +657,7 @@ class NbdSession {
     return undefined;
   }
 
-  async #command(exp: NbdExport, req: NbdRequest): Promise<Uint8Array | undefined> {
+  async #command(exp: NbdExport, req: NbdRequest): Promise<CommandOutput> {
     checkFlags(req);
     switch (req.type) {
       case Cmd.READ: {
@@ -590,6 +683,19 @@ class NbdSession {
         if (req.length > 0) await exp.zero(offset, req.length, unmap);
         if (req.flags & CmdFlag.FUA) await exp.flush();
         return undefined;
+      }
+      case Cmd.BLOCK_STATUS: {
+        if (!this.#structured || !this.#allocationContext) {
+          throw new NbdCommandError(Errno.EINVAL, "no metadata context was selected");
+        }
+        if (req.length === 0) throw new NbdCommandError(Errno.EINVAL, "block status of 0 bytes");
+        const offset = checkRange(exp, req);
+        let extents = exp.extents
+          ? await exp.extents(offset, req.length)
+          : [{ length: req.length, flags: 0 }];
+        extents = clipExtents(extents, req.length, NBD_MAX_EXTENTS);
+        if (req.flags & CmdFlag.REQ_ONE) extents = extents.slice(0, 1);
+        return { extents };
       }
     }
     throw new NbdCommandError(Errno.EINVAL, `unsupported NBD command ${req.type}`);
@@ -624,6 +730,37 @@ class NbdSession {
     }
   }
 
+  /**
+   * Answers a READ or BLOCK_STATUS once structured replies are agreed: one chunk, flagged DONE (an
+   * ERROR chunk for a failure). Read data in a buffer of the server's pool goes back to it.
+   */
+  async #structuredReply(
+    req: NbdRequest,
+    error: number,
+    message: string,
+    out: CommandOutput,
+  ): Promise<void> {
+    const done = ReplyFlag.DONE;
+    if (error !== Errno.OK) {
+      return await this.#send(encodeErrorChunk(req.handle, error, message)).catch(() => {});
+    }
+    if (out instanceof Uint8Array) {
+      try {
+        const head = encodeOffsetDataHead(req.handle, req.offset, out.length, done);
+        await this.#send(head, out).catch(() => {});
+      } finally {
+        this.#buffers.give(out);
+      }
+      return;
+    }
+    if (out !== undefined) {
+      const chunk = encodeBlockStatusChunk(req.handle, ALLOCATION_CONTEXT_ID, out.extents, done);
+      return await this.#send(chunk).catch(() => {});
+    }
+    // A READ of 0 bytes: nothing to carry.
+    await this.#send(encodeChunkHeader(done, ReplyType.NONE, req.handle, 0)).catch(() => {});
+  }
+
   /** Writes `head` (and `tail`) after everything queued before; rejects when the client is gone. */
   #send(head: Uint8Array, tail?: Uint8Array): Promise<void> {
     const next = this.#writeChain.then(async () => {
@@ -640,6 +777,31 @@ class NbdSession {
     this.#writeChain = next.catch(() => {});
     return next;
   }
+}
+
+/**
+ * `extents` cut to the request: at most `length` bytes in all and `max` extents, empty ones
+ * dropped, neighbours with the same flags merged. Never empty for a non-empty request (an export
+ * that reported nothing is reported as data).
+ */
+export function clipExtents(extents: BlockExtent[], length: number, max: number): BlockExtent[] {
+  const out: BlockExtent[] = [];
+  let left = length;
+  for (const e of extents) {
+    if (left === 0) break;
+    const n = Math.min(e.length, left);
+    if (n <= 0) continue;
+    const last = out.at(-1);
+    if (last !== undefined && last.flags === e.flags) {
+      last.length += n;
+    } else {
+      if (out.length === max) break;
+      out.push({ length: n, flags: e.flags });
+    }
+    left -= n;
+  }
+  if (out.length === 0) out.push({ length, flags: 0 });
+  return out;
 }
 
 function checkFlags(req: NbdRequest): void {

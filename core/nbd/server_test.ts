@@ -2,9 +2,13 @@ import assert from "node:assert/strict";
 import { NBD_MAX_PAYLOAD } from "../limits.ts";
 import { BufferPool } from "../buffer_pool.ts";
 import {
+  AllocationState,
+  BASE_ALLOCATION,
+  type BlockExtent,
   ClientFlag,
   Cmd,
   CmdFlag,
+  encodeMetaContextRequest,
   encodeOptionHeader,
   encodeRequest,
   Errno,
@@ -13,9 +17,12 @@ import {
   Info,
   Opt,
   Rep,
+  ReplyFlag,
+  ReplyType,
   TxFlag,
 } from "./protocol.ts";
 import {
+  clipExtents,
   NbdCommandError,
   type NbdExport,
   type NbdExportEntry,
@@ -30,6 +37,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** An export over a byte array, recording what the server asked of it. */
 class MemoryExport implements NbdExport {
   readonly bytes: Uint8Array;
+  /** When set: extents() reports each 64 KiB block that is all zeros as a hole. */
+  reportsHoles = false;
   readonly readOnly: boolean;
   readonly description = "a test disk";
   readonly calls: string[] = [];
@@ -69,6 +78,19 @@ class MemoryExport implements NbdExport {
   flush(): Promise<void> {
     this.calls.push("flush");
     return Promise.resolve();
+  }
+
+  extents(offset: number, length: number): Promise<BlockExtent[]> {
+    this.calls.push(`extents ${offset} ${length}`);
+    if (!this.reportsHoles) return Promise.resolve([{ length, flags: 0 }]);
+    const out: BlockExtent[] = [];
+    for (let at = offset; at < offset + length;) {
+      const next = Math.min((Math.floor(at / 65536) + 1) * 65536, offset + length);
+      const zero = this.bytes.subarray(at, next).every((b) => b === 0);
+      out.push({ length: next - at, flags: zero ? 3 : 0 });
+      at = next;
+    }
+    return Promise.resolve(out);
   }
 
   close(): void {
@@ -185,12 +207,22 @@ Deno.test("NBD handshake errors are replies, and the handshake goes on", async (
     assert.ok("error" in unknown);
     assert.equal(unknown.error, Rep.ERR_UNKNOWN);
     assert.match(unknown.message, /nosuch/);
-    for (const opt of [Opt.STRUCTURED_REPLY, Opt.STARTTLS, Opt.LIST_META_CONTEXT, 12345]) {
+    for (const opt of [Opt.STARTTLS, Opt.EXTENDED_HEADERS, 12345]) {
       await c.option(opt, new Uint8Array(4));
       const r = await c.readOptionReply();
       assert.equal(r.option, opt);
       assert.equal(r.type, Rep.ERR_UNSUP);
     }
+    // Supported options with malformed data.
+    for (const opt of [Opt.STRUCTURED_REPLY, Opt.LIST_META_CONTEXT]) {
+      await c.option(opt, new Uint8Array(4));
+      const r = await c.readOptionReply();
+      assert.equal(r.option, opt);
+      assert.equal(r.type, Rep.ERR_INVALID);
+    }
+    // SET_META_CONTEXT before structured replies are agreed.
+    await c.option(Opt.SET_META_CONTEXT, encodeMetaContextRequest("disk", [BASE_ALLOCATION]));
+    assert.equal((await c.readOptionReply()).type, Rep.ERR_INVALID);
     await c.option(Opt.GO, new Uint8Array([0, 0, 0, 9, 1]));
     assert.equal((await c.readOptionReply()).type, Rep.ERR_INVALID);
     await c.option(Opt.INFO, new Uint8Array(100_000));
@@ -446,4 +478,94 @@ Deno.test("NBD gives a read's pooled object buffer back to the pool once the rep
     pool.give(again);
     client.close();
   }, { buffers: pool });
+});
+
+Deno.test("NBD structured replies: READ as OFFSET_DATA, errors as ERROR chunks, base:allocation block status", async () => {
+  await withServer(async (port, provider) => {
+    const disk = provider.exports.get("disk")!;
+    disk.reportsHoles = true;
+    disk.bytes.fill(9, 65536, 2 * 65536); // block 1 data, the rest zeros
+    const c = await RawNbdClient.open(port);
+    await c.option(Opt.STRUCTURED_REPLY);
+    assert.equal((await c.readOptionReply()).type, Rep.ACK);
+    // LIST with no query names every context; SET picks base:allocation and ignores the rest.
+    await c.option(Opt.LIST_META_CONTEXT, encodeMetaContextRequest("disk", []));
+    const listed = await c.readOptionReply();
+    assert.equal(listed.type, Rep.META_CONTEXT);
+    assert.equal(text(listed.data.subarray(4)), BASE_ALLOCATION);
+    assert.equal((await c.readOptionReply()).type, Rep.ACK);
+    await c.option(
+      Opt.SET_META_CONTEXT,
+      encodeMetaContextRequest("disk", ["qemu:dirty-bitmap:x", BASE_ALLOCATION]),
+    );
+    const chosen = await c.readOptionReply();
+    assert.equal(chosen.type, Rep.META_CONTEXT);
+    const contextId = new DataView(chosen.data.buffer).getUint32(0);
+    assert.equal((await c.readOptionReply()).type, Rep.ACK);
+    const go = await c.goOrInfo(Opt.GO, "disk");
+    assert.ok(!("error" in go));
+
+    await c.request(Cmd.READ, 7n, 65536 + 100, 300);
+    const read = await c.readChunk();
+    assert.equal(read.type, ReplyType.OFFSET_DATA);
+    assert.equal(read.flags, ReplyFlag.DONE);
+    assert.equal(read.handle, 7n);
+    assert.equal(new DataView(read.payload.buffer).getBigUint64(0), BigInt(65536 + 100));
+    assert.deepEqual(read.payload.subarray(8), new Uint8Array(300).fill(9));
+
+    const hole = AllocationState.HOLE | AllocationState.ZERO;
+    await c.request(Cmd.BLOCK_STATUS, 8n, 0, 4 * 65536);
+    const bs = await c.readChunk();
+    assert.equal(bs.type, ReplyType.BLOCK_STATUS);
+    assert.equal(bs.flags, ReplyFlag.DONE);
+    const v = new DataView(bs.payload.buffer);
+    assert.equal(v.getUint32(0), contextId);
+    const extents = [];
+    for (let at = 4; at < bs.payload.length; at += 8) {
+      extents.push([v.getUint32(at), v.getUint32(at + 4)]);
+    }
+    assert.deepEqual(extents, [[65536, hole], [65536, 0], [2 * 65536, hole]]);
+    await c.request(Cmd.BLOCK_STATUS, 9n, 65536, 3 * 65536, { flags: CmdFlag.REQ_ONE });
+    const one = await c.readChunk();
+    assert.equal(one.payload.length, 4 + 8, "REQ_ONE: one extent");
+    assert.equal(new DataView(one.payload.buffer).getUint32(4), 65536);
+
+    // Errors of READ and BLOCK_STATUS come as ERROR chunks; the connection goes on.
+    for (const [type, offset, length] of [[Cmd.READ, 666, 10], [Cmd.BLOCK_STATUS, 0, 0]]) {
+      await c.request(type, 10n, offset, length);
+      const e = await c.readChunk();
+      assert.equal(e.type, ReplyType.ERROR);
+      assert.equal(e.flags, ReplyFlag.DONE);
+      assert.equal(e.handle, 10n);
+      assert.equal(
+        new DataView(e.payload.buffer).getUint32(0),
+        type === Cmd.READ ? Errno.ENOSPC : Errno.EINVAL,
+      );
+    }
+    await c.request(Cmd.BLOCK_STATUS, 11n, BigInt(disk.size), 1);
+    assert.equal((await c.readChunk()).type, ReplyType.ERROR, "past the end");
+    // Other commands still get simple replies.
+    assert.equal((await c.call(Cmd.FLUSH, 0, 0)).error, 0);
+    c.close();
+
+    // Without a selected context, BLOCK_STATUS is EINVAL (a simple reply: nothing structured).
+    const plain = await RawNbdClient.open(port);
+    assert.ok(!("error" in await plain.goOrInfo(Opt.GO, "disk")));
+    assert.equal((await plain.call(Cmd.BLOCK_STATUS, 0, 4096)).error, Errno.EINVAL);
+    plain.close();
+  });
+});
+
+Deno.test("clipExtents() cuts to the request, merges neighbours and bounds the count", () => {
+  assert.deepEqual(clipExtents([{ length: 10, flags: 3 }, { length: 10, flags: 3 }], 15, 8), [
+    { length: 15, flags: 3 },
+  ]);
+  assert.deepEqual(
+    clipExtents([{ length: 5, flags: 0 }, { length: 0, flags: 3 }, { length: 5, flags: 3 }], 20, 8),
+    [{ length: 5, flags: 0 }, { length: 5, flags: 3 }],
+  );
+  assert.deepEqual(clipExtents([{ length: 1, flags: 0 }, { length: 1, flags: 3 }], 2, 1), [
+    { length: 1, flags: 0 },
+  ]);
+  assert.deepEqual(clipExtents([], 7, 4), [{ length: 7, flags: 0 }]);
 });

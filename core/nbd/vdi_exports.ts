@@ -58,8 +58,9 @@ import {
   type NbdExportProvider,
   NbdOpenRefused,
 } from "./server.ts";
-import { Errno } from "./protocol.ts";
-import { NBD_MAX_PAYLOAD } from "../limits.ts";
+import { type BlockExtent, Errno } from "./protocol.ts";
+import { vdiAllocation } from "./vdi_allocation.ts";
+import { NBD_MAX_EXTENTS, NBD_MAX_PAYLOAD } from "../limits.ts";
 
 /** Bytes of an inode read to list it (name … btree_counter). */
 const LIST_HEADER_READ = 572;
@@ -416,6 +417,14 @@ class VdiExport implements NbdExport {
 
   flush(): Promise<void> {
     return this.#run(() => this.#volume.flush());
+  }
+
+  /** Which objects the inode names, as this connection's view of the VDI reads them. */
+  extents(offset: number, length: number): Promise<BlockExtent[]> {
+    const v = this.#volume;
+    return Promise.resolve(
+      vdiAllocation(offset, length, v.objectSize, (idx) => v.owner(idx), NBD_MAX_EXTENTS),
+    );
   }
 
   close(): void {

@@ -7,6 +7,7 @@
 
 import { ExactReader, UnexpectedEofError, writeAll } from "../../net/exact_reader.ts";
 import {
+  CHUNK_HEADER_SIZE,
   ClientFlag,
   encodeGoRequest,
   encodeOptionHeader,
@@ -16,6 +17,7 @@ import {
   OPTION_REPLY_MAGIC,
   Rep,
   SIMPLE_REPLY_MAGIC,
+  STRUCTURED_REPLY_MAGIC,
 } from "../protocol.ts";
 
 /** One option reply. */
@@ -30,6 +32,14 @@ export interface SimpleReply {
   error: number;
   handle: bigint;
   data: Uint8Array;
+}
+
+/** One structured reply chunk. */
+export interface ReplyChunk {
+  flags: number;
+  type: number;
+  handle: bigint;
+  payload: Uint8Array;
 }
 
 /** A raw NBD connection. */
@@ -198,6 +208,21 @@ export class RawNbdClient {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Reads one structured reply chunk (checks its magic). */
+  async readChunk(): Promise<ReplyChunk> {
+    const h = await this.readExact(CHUNK_HEADER_SIZE);
+    const v = new DataView(h.buffer);
+    if (v.getUint32(0) !== STRUCTURED_REPLY_MAGIC) {
+      throw new Error(`bad structured reply magic 0x${v.getUint32(0).toString(16)}`);
+    }
+    return {
+      flags: v.getUint16(4),
+      type: v.getUint16(6),
+      handle: v.getBigUint64(8),
+      payload: await this.readExact(v.getUint32(16)),
+    };
   }
 
   close(): void {
