@@ -34,9 +34,10 @@
  *   cost: 95-103 µs either way here). Not `--fdatasync=1`: with several files fio syncs a randomly
  *   picked file after each write, not the one it wrote, and reported 10-20% more IOPS than a
  *   durable write gets (the figures of 2026-11-21 before 10:30 UTC were taken that way).
- * - Diagnostic "Deno floor" beside the random figures: the same client and workload against
- *   minimal Deno servers on the sheep's own object files, one per sheep, the first forwarding
- *   each write to the others (harness/floor_server.ts).
+ * - Diagnostic "Deno floor" beside the write and random figures: the same client and workload
+ *   against minimal Deno servers on the sheep's own stores, one per sheep, the first forwarding
+ *   each write to the others; creates go through the plain store's own create
+ *   (harness/floor_server.ts).
  * - 4 KiB random read: fio, 1 or 16 readers, O_DIRECT: the device's random read. The sheep reads
  *   through the page cache, dropped before the phase; at these rates it warms by a few percent of
  *   the span during a phase (a buffered fio job would warm it fully within a second: fio runs
@@ -194,9 +195,9 @@ export interface PhaseSample {
    */
   rawObjectFiles?: number;
   /**
-   * Random phases: the same client and workload against minimal Deno servers on the sheep's own
-   * object files, the gateway's forwarding writes to the others (harness/floor_server.ts;
-   * diagnostic).
+   * All phases but the sequential read: the same client and workload against minimal Deno servers
+   * on the sheep's own stores, the gateway's forwarding writes to the others
+   * (harness/floor_server.ts; diagnostic).
    */
   floor?: number;
 }
@@ -231,7 +232,7 @@ export interface ReportRow {
   ratio?: number;
   /** Median of the diagnostic raw figure on object-sized files (seq rows). */
   rawObjectFiles?: number;
-  /** Median of the minimal Deno servers' figure (random rows). */
+  /** Median of the minimal Deno servers' figure (all rows but the sequential read). */
   floor?: number;
   target?: string;
   pass?: boolean;
@@ -613,8 +614,16 @@ async function runRepeat(sc: Scenario, o: SheepIoOptions, index: number): Promis
           rawObjectFiles = (await fio(j.args, j.side, m.unit, j.deadlineMs)).value;
         }
         let floor: number | undefined;
-        if (!m.key.startsWith("seq")) {
-          floor = await measureFloor(objDirs, vid, objects, m.key, o, randDeadline);
+        if (m.key !== "seqRead") {
+          if (seqW) await conditionMemory(rawDir, o.seqSizeMiB * sc.copies);
+          floor = await measureFloor(
+            objDirs,
+            vid,
+            objects,
+            m.key,
+            o,
+            seqW ? seqDeadline : randDeadline,
+          );
         }
         const value = m.unit === "MB/s" ? w.bytes / w.seconds : w.iops;
         const depth = m.key.startsWith("seq") ? SEQ_DEPTH : (m.key.endsWith("Qd1") ? 1 : 16);
@@ -660,9 +669,10 @@ async function runRepeat(sc: Scenario, o: SheepIoOptions, index: number): Promis
 }
 
 /**
- * The random phase `metric` once more, against floor servers (harness/floor_server.ts) on the
- * sheep's object files, with the page cache dropped first as for the sheep phase: one per sheep,
- * the first (the gateway's store) forwarding writes to the others.
+ * The phase `metric` once more, against floor servers (harness/floor_server.ts) on the sheep's
+ * stores, with the page cache dropped first as for the sheep phase: one per sheep, the first (the
+ * gateway's store) forwarding writes to the others. The sequential write creates the objects of
+ * another vid (the sheep's exist by then); the result is in the metric's unit.
  */
 async function measureFloor(
   objDirs: string[],
@@ -681,6 +691,15 @@ async function measureFloor(
     server = await startFloorServer(objDirs[0], peers.map((p) => p.port));
     const at = { host: "127.0.0.1", port: server.port };
     for (let i = 0; i < o.conns; i++) clients.push(await SheepClient.connect(at));
+    if (metric === "seqWrite") {
+      const other = (vid + 1) % (1 << 24) || 1;
+      const w = await phaseDeadline(
+        seqWrite(clients, other, objects, SEQ_DEPTH),
+        deadlineMs,
+        `${metric} (floor)`,
+      );
+      return w.bytes / w.seconds;
+    }
     const qd = metric.endsWith("Qd1") ? 1 : 16;
     const write = metric.startsWith("randWrite");
     const w = await phaseDeadline(
@@ -815,8 +834,9 @@ export function sheepIoHeading(r: SheepIoReport): string {
     `"raw on 4 MiB files": the same fio job on one file per object (diagnostic). ` +
     `"Deno floor": the same client and workload against minimal Deno servers that do only the ` +
     `positional write + fdatasync (or read) of each request on the sheep's own object files, ` +
-    `the first forwarding each write to the others in B (bench/harness/floor_server.ts): what ` +
-    `any Deno processes behind loopback TCP reach here (diagnostic).\n`;
+    `or the plain store's create for a whole-object write, the first forwarding each write to ` +
+    `the others in B (bench/harness/floor_server.ts): what any Deno processes behind loopback ` +
+    `TCP reach here (diagnostic).\n`;
 }
 
 /** Runs the chosen scenarios and returns the report. */

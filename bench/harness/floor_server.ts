@@ -1,8 +1,9 @@
 /**
- * The runtime floor of a 4 KiB request: a minimal Sheepdog-protocol server that answers
- * WRITE_OBJ with one positional write plus fdatasync of the object's file, and READ_OBJ with one
- * positional read, through the same node:fs calls, header codec and reply writer as the sheep,
- * and nothing else (no gateway, no placement, no locks, no epochs). The sheep I/O benchmark points
+ * The runtime floor of a request: a minimal Sheepdog-protocol server that answers WRITE_OBJ with
+ * one positional write plus fdatasync of the object's file, READ_OBJ with one positional read,
+ * and CREATE_AND_WRITE_OBJ with the plain store's own create (core/store/plain_store.ts: O_DIRECT
+ * tmp file, rename, directory fsync), through the same node:fs calls, header codec and reply
+ * writer as the sheep, and nothing else (no gateway, no placement, no locks, no epochs). The sheep I/O benchmark points
  * it at the store a sheep has just written (`DIR/obj/%016lx`, the sheep stopped meanwhile is not
  * needed: phases never overlap) and drives it with the very client of the sheep phase, so
  * `sheep ÷ floor` is what sheepdog's own code costs and `floor ÷ fio` what a Deno process behind
@@ -25,17 +26,27 @@ import { MessageWriter } from "../../core/net/message_writer.ts";
 import { Flag, Op, Res, SD_REQ_SIZE } from "../../core/proto/constants.ts";
 import { SdReq, SdRsp } from "../../core/proto/header.ts";
 import { objectFileName } from "../../core/store/object_names.ts";
+import { PlainStore } from "../../core/store/plain_store.ts";
+import { BufferPool } from "../../core/buffer_pool.ts";
+import { dirname } from "node:path";
 
-/** Largest request payload served (a 4 MiB object). */
+/** Largest request payload served, and the size of the objects created (4 MiB). */
 const MAX_DATA = 4 << 20;
+const OBJECT_SIZE = MAX_DATA;
+
+/** What every connection of one floor server shares. */
+interface FloorState {
+  dir: string;
+  files: Map<bigint, fsp.FileHandle>;
+  peers: SheepClient[];
+  /** The store over `dir`'s parent, for creates (the sheep's own create path). */
+  store: PlainStore;
+  buffers: BufferPool;
+}
 
 /** One connection: requests read in order, served concurrently, replies as they complete. */
-async function serveConn(
-  conn: Deno.TcpConn,
-  dir: string,
-  files: Map<bigint, fsp.FileHandle>,
-  peers: SheepClient[],
-) {
+async function serveConn(conn: Deno.TcpConn, st: FloorState) {
+  const { dir, files, peers } = st;
   conn.setNoDelay(true);
   const reader = new ExactReader(conn);
   const writer = new MessageWriter(conn, () => conn.close());
@@ -51,22 +62,27 @@ async function serveConn(
     let result: number = Res.SUCCESS;
     let out = new Uint8Array(0);
     try {
-      const fh = await open(req.obj.oid);
+      const create = req.opcode === Op.CREATE_AND_WRITE_OBJ;
+      const fh = create ? null : await open(req.obj.oid);
       const offset = Number(req.obj.offset);
-      if (req.opcode === Op.WRITE_OBJ) {
+      if (req.opcode === Op.WRITE_OBJ || req.opcode === Op.CREATE_AND_WRITE_OBJ) {
         // As a gateway: the same write to every peer, in parallel with the local one (the
         // outcome is caught at once: a peer's failure must not go unhandled meanwhile).
         const forwarded = Promise.all(peers.map(async (p) => {
           const r = await p.request(req.clone(), data);
           if (r.rsp.result !== Res.SUCCESS) throw new Error(`peer answered ${r.rsp.result}`);
         })).then(() => null, (err: unknown) => err);
-        await fh.write(data, 0, data.length, offset);
-        await fh.datasync();
+        if (fh === null) {
+          await st.store.create(req.obj.oid, offset, data, OBJECT_SIZE, { sparse: false });
+        } else {
+          await fh.write(data, 0, data.length, offset);
+          await fh.datasync();
+        }
         const failed = await forwarded;
         if (failed !== null) throw failed;
       } else if (req.opcode === Op.READ_OBJ) {
         out = new Uint8Array(req.dataLength);
-        await fh.read(out, 0, out.length, offset);
+        await fh!.read(out, 0, out.length, offset);
       } else {
         result = Res.INVALID_PARMS;
       }
@@ -76,6 +92,7 @@ async function serveConn(
     }
     const rsp = SdRsp.replyTo(req, 0, result, out.length);
     writer.send(rsp.bytes, out);
+    st.buffers.give(data);
   };
   try {
     for (;;) {
@@ -83,7 +100,8 @@ async function serveConn(
       if (!(await reader.readFull(req.bytes))) return;
       const carries = (req.flags & Flag.CMD_WRITE) !== 0 ? req.dataLength : 0;
       if (carries > MAX_DATA) return;
-      const data = new Uint8Array(carries);
+      // Object-sized payloads in aligned pooled buffers, as the sheep reads them (O_DIRECT).
+      const data = st.buffers.take(carries);
       if (carries > 0 && !(await reader.readFull(data))) return;
       void serve(req, data);
     }
@@ -110,9 +128,13 @@ export async function serveFloor(
   peers: SheepClient[] = [],
 ): Promise<void> {
   const files = new Map<bigint, fsp.FileHandle>();
+  const buffers = new BufferPool();
+  const store = await PlainStore.open(dirname(dir), { buffers });
+  const st: FloorState = { dir, files, peers, store, buffers };
   try {
-    for await (const conn of listener) void serveConn(conn, dir, files, peers);
+    for await (const conn of listener) void serveConn(conn, st);
   } finally {
+    await store.close();
     for (const p of peers) p.close();
     await Promise.all([...files.values()].map((f) => f.close()));
   }

@@ -74,3 +74,31 @@ Deno.test("floor server with peers writes to every peer before it answers", asyn
     await peer.stop();
   }
 });
+
+Deno.test("floor server creates whole objects through the plain store, on every peer", async () => {
+  await using a = await tempDir("floor-cgw");
+  await using b = await tempDir("floor-cpeer");
+  for (const d of [a, b]) await Deno.mkdir(`${d.path}/obj`);
+  const peer = await startFloorServer(`${b.path}/obj`);
+  const gateway = await startFloorServer(`${a.path}/obj`, [peer.port]);
+  const client = await SheepClient.connect({ host: "127.0.0.1", port: gateway.port });
+  try {
+    const oid = vidToDataOid(0x52, 9);
+    const data = new Uint8Array(4 << 20).map((_, i) => i % 251);
+    const c = SdReq.of(Op.CREATE_AND_WRITE_OBJ, SD_PROTO_VER, {
+      flags: Flag.CMD_WRITE,
+      dataLength: data.length,
+    });
+    c.obj.oid = oid;
+    assert.equal((await client.request(c, data)).rsp.result, Res.SUCCESS);
+    for (const d of [a, b]) {
+      assert.deepEqual(await Deno.readFile(`${d.path}/obj/${objectFileName(oid)}`), data, d.path);
+    }
+    // A second create of the same object fails (the store's OID_EXIST), as a whole.
+    assert.notEqual((await client.request(c, data)).rsp.result, Res.SUCCESS);
+  } finally {
+    client.close();
+    await gateway.stop();
+    await peer.stop();
+  }
+});
