@@ -554,8 +554,9 @@ export class RecoveryExecutor {
 
   /**
    * The rings of the epochs from the last fully gathered one (or the first) to `epoch`. Epoch
-   * files this node misses are fetched from the members (GET_EPOCH); those nobody has are
-   * skipped (their holders only cost the plan sources).
+   * files this node misses are fetched from the members (GET_EPOCH, #fetchEpoch: a member that
+   * cannot answer makes the plan wait); only those no member has are skipped (no current member
+   * was in that epoch, so none of its holders can be asked anyway).
    */
   async #windowRings(epoch: number): Promise<EpochRing[]> {
     const from = Math.max(1, this.#gather?.lastGathered ?? 1);
@@ -568,7 +569,12 @@ export class RecoveryExecutor {
       }
       let bytes = await this.#s.deps.meta.readEpoch(e);
       if (!bytes) bytes = await this.#fetchEpoch(e);
-      if (!bytes) continue;
+      if (!bytes) {
+        this.#s.log.warn("recovery: no member has the epoch file; its ring is skipped", {
+          epoch: e,
+        });
+        continue;
+      }
       try {
         out.push(this.#ring(e, decodeEpochFile(bytes).nodes));
       } catch (err) {
@@ -581,19 +587,46 @@ export class RecoveryExecutor {
     return out;
   }
 
+  /**
+   * The file of `epoch` from a member that has it; null only when every other member answered
+   * that it has none (NO_TAG) or a damaged one. A member that could not answer (a broken
+   * connection, one still starting) makes it throw, and the plan is prepared again later:
+   * skipping a ring some member knows would let this node's stale copies from before that epoch
+   * look current (cluster simulation, seed 40152: a node back after missing epoch 2 restored its
+   * epoch-1 copies over the writes of epoch 2 because a GET_EPOCH had failed).
+   */
   async #fetchEpoch(epoch: number): Promise<Uint8Array | null> {
+    let unsure: unknown = null;
     for (const m of this.#others()) {
       try {
         const req = SdReq.of(Op.GET_EPOCH, SD_SHEEP_PROTO_VER, { dataLength: EPOCH_FILE_MAX });
         req.obj.tgtEpoch = epoch;
         const { rsp, data } = await this.#request(m, req);
-        if (rsp.result !== Res.SUCCESS) continue;
-        decodeEpochFile(data);
+        if (rsp.result === Res.NO_TAG) continue;
+        if (rsp.result !== Res.SUCCESS) {
+          unsure = new SdError(rsp.result, `GET_EPOCH ${epoch} of ${nodeKey(m)}`);
+          continue;
+        }
+        try {
+          decodeEpochFile(data);
+        } catch (err) {
+          this.#s.log.warn("recovery: a member's epoch file is damaged", {
+            node: nodeKey(m),
+            epoch,
+            error: String(err),
+          });
+          continue;
+        }
         await this.#s.deps.meta.writeEpoch(epoch, data);
         return data;
-      } catch {
-        // the next member may have it
+      } catch (e) {
+        unsure = e;
       }
+    }
+    if (unsure !== null) {
+      throw new SdError(Res.NETWORK_ERROR, `cannot fetch the file of epoch ${epoch}`, {
+        cause: unsure,
+      });
     }
     return null;
   }

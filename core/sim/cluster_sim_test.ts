@@ -85,6 +85,13 @@ const REGRESSION_SEEDS: { seed: number; found: string; opts?: SimRunOptions }[] 
       "always checked against the inodes)",
     opts: { failOnLeaks: true },
   },
+  {
+    seed: 40152,
+    found: "a node back after missing epoch 2 could not fetch that epoch's file (a GET_EPOCH " +
+      "failed), planned without its ring and restored its own epoch-1 copies ahead of the " +
+      "writes of epoch 2, which the next node loss then lost (product bug: a member that cannot " +
+      "answer GET_EPOCH now makes the plan wait; only an epoch no member has is skipped)",
+  },
 ];
 
 for (const seed of FIXED_SEEDS) {
