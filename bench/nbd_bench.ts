@@ -38,7 +38,6 @@
 
 import { parseStandaloneArgs, writeJsonReport } from "./harness/standalone.ts";
 import {
-  isListening,
   type ManagedProcess,
   run,
   type RunResult,
@@ -405,14 +404,7 @@ async function runRepeat(
   const phases: Partial<Record<NbdMetric, NbdPhaseSample>> = {};
   try {
     const gw = cluster.sheep[0];
-    await waitUntil(
-      async () => {
-        if (!gw.running) throw new Error(`sheep exited\n${gw.logs().slice(-4000)}`);
-        return await isListening(nbdPort);
-      },
-      NBD_LISTEN_DEADLINE_MS,
-      `NBD listening on ${nbdPort}`,
-    );
+    await gw.waitListening(nbdPort, NBD_LISTEN_DEADLINE_MS);
     for (const v of ["a", "b"]) {
       const r = await cluster.dog(["vdi", "create", v, String(size)], {
         deadlineMs: DOG_DEADLINE_MS,

@@ -31,7 +31,7 @@
  * - 4 KiB random write: fio with O_DSYNC (`--sync=dsync`: each pwrite durable before the next),
  *   1 writer (QD1) or 16 (QD16), over the files of the seq job (same span as the sheep's objects);
  *   the sheep's WRITE_OBJ is a pwrite + fdatasync of the object's file before the reply (same
- *   cost: 95-103 µs either way here). Not `--fdatasync=1`: with several files fio syncs a randomly
+ *   cost, measured by hand: 95-103 µs either way here). Not `--fdatasync=1`: with several files fio syncs a randomly
  *   picked file after each write, not the one it wrote, and reported 10-20% more IOPS than a
  *   durable write gets (the figures of 2026-11-21 before 10:30 UTC were taken that way).
  * - Diagnostic "Deno floor" beside the write and random figures: the same client and workload
@@ -420,7 +420,7 @@ function rawJob(
       "--randrepeat=0",
       // Durable each write with O_DSYNC, not --fdatasync=1: over a list of files fio issues each
       // fdatasync on a randomly picked file, not on the one just written (seen with strace),
-      // which flatters the raw figure by 10-20% here.
+      // which flattered the raw figure by 10-20% here (measured by hand).
       ...(sync ? ["--sync=dsync"] : []),
       `--runtime=${o.randSeconds}`,
       "--time_based",

@@ -15,7 +15,6 @@
 import assert from "node:assert/strict";
 import {
   freePort,
-  isListening,
   run,
   runDogOk,
   type SheepProcess,
@@ -58,17 +57,6 @@ async function tool(cmd: string, args: string[], cwd?: string): Promise<string> 
   return r.stdoutText;
 }
 
-async function waitForNbd(port: number, sheep: SheepProcess): Promise<void> {
-  await waitUntil(
-    async () => {
-      if (!sheep.running) throw new Error(`sheep exited\n${sheep.logs().slice(-4000)}`);
-      return await isListening(port);
-    },
-    15_000,
-    `NBD listening on ${port}`,
-  );
-}
-
 async function dogRead(sheep: SheepProcess, vdi: string, len: number): Promise<Uint8Array> {
   const r = await runDogOk(["vdi", "read", vdi, "0", String(len)], {
     port: sheep.port,
@@ -93,7 +81,7 @@ Deno.test({
     });
     await using _stop = { [Symbol.asyncDispose]: () => sheep.stop().then(() => {}) };
     await sheep.waitReady();
-    await waitForNbd(nbdPort, sheep);
+    await sheep.waitListening(nbdPort);
     await sheep.dog(["cluster", "format", "-c", "1"]).then((r) => assert.equal(r.code, 0));
     for (const v of ["vol", "copy"]) {
       await runDogOk(["vdi", "create", v, String(VDI_SIZE)], { port: sheep.port });
@@ -283,7 +271,7 @@ Deno.test({
       copies: 2,
       nodeArgs: [["--nbd", `127.0.0.1:${nbdPort}`], []],
     });
-    await waitForNbd(nbdPort, cluster.sheep[0]);
+    await cluster.sheep[0].waitListening(nbdPort);
     await runDogOk(["vdi", "create", "vol", String(32 * MiB)], { port: cluster.ports[0] });
     const data = randomBytes(6 * MiB);
     const { client } = await RawNbdClient.go(nbdPort, "vol");
@@ -310,7 +298,7 @@ Deno.test({
     );
     try {
       await Promise.all(restarted.map((s) => s.waitReady()));
-      await waitForNbd(nbdPort, restarted[0]);
+      await restarted[0].waitListening(nbdPort);
       await waitUntil(
         async () => {
           const r = await restarted[0].dog(["vdi", "list", "-r"]);
@@ -351,7 +339,7 @@ Deno.test({
     });
     await using _stop = { [Symbol.asyncDispose]: () => sheep.stop().then(() => {}) };
     await sheep.waitReady();
-    await waitForNbd(nbdPort, sheep);
+    await sheep.waitListening(nbdPort);
     await runDogOk(["cluster", "format", "-c", "1"], { port: sheep.port });
     await runDogOk(["vdi", "create", "vol", String(64 * MiB)], { port: sheep.port });
     const mnt = `${tmp.path}/mnt`;

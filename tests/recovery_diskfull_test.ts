@@ -23,6 +23,8 @@ import { createVdi, Slot, Slots, waitRecovered } from "./recovery_support.ts";
 import { buildRing } from "../core/placement/ring.ts";
 import { makeNode } from "../core/proto/node.ts";
 import { vidOfName, vidToDataOid } from "../core/hash/oid.ts";
+import { objectFileName } from "../core/store/object_names.ts";
+import { objectFiles } from "./harness/proto.ts";
 
 const MIB = 1024 * 1024;
 const OBJ = 4 * MIB;
@@ -127,15 +129,21 @@ async function readsBack(
   assert.ok(same, `VDI a reads back what was acknowledged through ${slot.addr}`);
 }
 
+/** Creates VDI a of `n` objects and writes all of it through `slot`; returns what was written. */
+async function fillVdiA(slot: Slot, n: number, seed: number): Promise<Uint8Array> {
+  await createVdi(slot.port, "a", `${n * 4}M`);
+  const data = pattern(n * OBJ, seed);
+  await runDogOk(["vdi", "write", "a", "0", String(data.length)], {
+    port: slot.port,
+    stdin: data,
+    deadlineMs: 120_000,
+  });
+  return data;
+}
+
 async function clusterStatus(slot: Slot): Promise<string> {
   const r = await runDogOk(["cluster", "info"], { port: slot.port });
   return r.stdoutText.split("\n")[0];
-}
-
-/** Objects of VDI a in a store directory. */
-function objectFiles(dir: string): string[] {
-  const prefix = vidToDataOid(vidOfName("a"), 0).toString(16).padStart(16, "0").slice(0, 8);
-  return [...Deno.readDirSync(`${dir}/obj`)].map((e) => e.name).filter((n) => n.startsWith(prefix));
 }
 
 async function stopAll(slots: Slots): Promise<void> {
@@ -162,13 +170,7 @@ Deno.test({
       await runDogOk(["cluster", "format", "-c", "2", "-F"], { port: a.port });
       const info = await runDogOk(["cluster", "info", "-v"], { port: b.port });
       assert.match(info.stdoutText, /^Cluster status: running, auto-recovery enabled\n/);
-      await createVdi(a.port, "a", `${n * 4}M`);
-      const data = pattern(n * OBJ, 7);
-      await runDogOk(["vdi", "write", "a", "0", String(data.length)], {
-        port: a.port,
-        stdin: data,
-        deadlineMs: 120_000,
-      });
+      const data = await fillVdiA(a, n, 7);
 
       await victim.kill();
       const degraded =
@@ -234,7 +236,7 @@ Deno.test({
       const vid = vidOfName("a");
       for (let i = 0; i < n; i++) {
         const oid = vidToDataOid(vid, i);
-        const name = oid.toString(16).padStart(16, "0");
+        const name = objectFileName(oid);
         const holders = ring.place(oid, 2).map((x) => x.nid.port).sort();
         const have = [a, b, fresh].filter((s) => objectFiles(s.dir).includes(name)).map((s) =>
           s.port
@@ -267,13 +269,7 @@ Deno.test({
       for (const s of [a, b, victim]) await mounts.tmpfs(s.dir, disk);
       await slots.startAll([a, b, victim]);
       await runDogOk(["cluster", "format", "-c", "2"], { port: a.port });
-      await createVdi(a.port, "a", `${n * 4}M`);
-      const data = pattern(n * OBJ, 11);
-      await runDogOk(["vdi", "write", "a", "0", String(data.length)], {
-        port: a.port,
-        stdin: data,
-        deadlineMs: 120_000,
-      });
+      const data = await fillVdiA(a, n, 11);
       await victim.kill();
       const stalled =
         /^Cluster status: running, degraded \(recovery stalled: nodes? 127\.0\.0\.1:\d+/;

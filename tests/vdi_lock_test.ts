@@ -15,10 +15,8 @@ import assert from "node:assert/strict";
 import {
   type Cluster,
   freePort,
-  isListening,
   run,
   runDogOk,
-  type SheepProcess,
   startCluster,
   startSheep,
   tempDir,
@@ -125,17 +123,6 @@ async function waitLockList(ports: number[], want: string[], what: string): Prom
   );
 }
 
-async function waitForNbd(port: number, sheep: SheepProcess): Promise<void> {
-  await waitUntil(
-    async () => {
-      if (!sheep.running) throw new Error(`sheep exited\n${sheep.logs().slice(-4000)}`);
-      return await isListening(port);
-    },
-    15_000,
-    `NBD listening on ${port}`,
-  );
-}
-
 Deno.test({
   name:
     "vdi lock: -l locks VDIs across gateways, dog lists and unlocks, leaves and joins keep it right, NBD holds it",
@@ -148,7 +135,7 @@ Deno.test({
       nodeArgs: [["--nbd", `127.0.0.1:${nbdPort}`], [], []],
     });
     const [p0, p1, p2] = cluster.ports;
-    await waitForNbd(nbdPort, cluster.sheep[0]);
+    await cluster.sheep[0].waitListening(nbdPort);
     await cluster.dog(["cluster", "format", "-l", "-c", "2"]).then((r) =>
       assert.equal(r.code, 0, r.stderrText)
     );
@@ -362,7 +349,7 @@ Deno.test({
       driverPath: `${tmp.path}/cluster`,
     });
     const p0 = cluster.ports[0];
-    await waitForNbd(nbdPort, cluster.sheep[0]);
+    await cluster.sheep[0].waitListening(nbdPort);
     await runDogOk(["cluster", "format", "-c", "1"], { port: p0 });
     assert.equal((await flagsOf(p0)) & ClusterFlag.USE_LOCK, 0);
     await runDogOk(["vdi", "create", "v", "8M"], { port: p0 });

@@ -9,11 +9,13 @@
  */
 
 import { sheepdogCommand } from "./paths.ts";
-import { freePort } from "./ports.ts";
-import { ManagedProcess, run, type RunResult, sleep } from "./process.ts";
+import { freePort, isListening } from "./ports.ts";
+import { ManagedProcess, run, type RunResult, sleep, waitUntil } from "./process.ts";
 import { type TempDir, tempDir } from "./tempdir.ts";
 
 const DEFAULT_READY_DEADLINE_MS = 30_000;
+/** Default deadline of SheepProcess.waitListening(). */
+const DEFAULT_LISTEN_DEADLINE_MS = 15_000;
 const DEFAULT_DOG_DEADLINE_MS = 60_000;
 
 /** Options of {@linkcode startSheep}. */
@@ -77,6 +79,21 @@ export class SheepProcess {
   /** Its output so far (stdout and stderr, last 4 MiB). */
   logs(): string {
     return this.process.logs();
+  }
+
+  /**
+   * Waits until another port the sheep serves (its NBD listener) accepts connections on
+   * 127.0.0.1. Throws (with the tail of its output) when it exits first or the deadline runs out.
+   */
+  async waitListening(port: number, deadlineMs = DEFAULT_LISTEN_DEADLINE_MS): Promise<void> {
+    await waitUntil(
+      async () => {
+        if (!this.process.running) throw new Error(`sheep exited\n${this.logs().slice(-4000)}`);
+        return await isListening(port);
+      },
+      deadlineMs,
+      `sheep on port ${this.port}: port ${port} listening`,
+    );
   }
 
   /**
