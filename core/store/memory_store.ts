@@ -18,6 +18,9 @@
  *   moveToStale() and purgeStale() are not (the plain store does not fsync for them) and become
  *   durable at the next create, remove, restoreFromStale or removeAll (which fsync the object
  *   directory), at syncMoves(), sync() or close().
+ * - writeback writes and creates (CMD_WRITEBACK) are durable only after flush(), sync() or close():
+ *   a directory fsync by another operation does not make them durable (it would not make a file's
+ *   data durable either).
  * - nosync mode (sheep -n): nothing is durable until sync() or close().
  * crash() undoes what is not durable, newest first, and closes the store; MemoryStore.open() on
  * the same MemoryDisk is the restart. This is a simple model, not a file system: a crash drops
@@ -123,9 +126,12 @@ class ObjectData {
 
 /** One step to undo at a crash. */
 type Undo =
-  | { kind: "bytes"; data: ObjectData; offset: number; old: Uint8Array }
-  | { kind: "live"; oid: bigint; prev: ObjectData | undefined }
-  | { kind: "stale"; key: string; oid: bigint; epoch: number; prev: ObjectData | undefined };
+  & (
+    | { kind: "bytes"; data: ObjectData; offset: number; old: Uint8Array }
+    | { kind: "live"; oid: bigint; prev: ObjectData | undefined }
+    | { kind: "stale"; key: string; oid: bigint; epoch: number; prev: ObjectData | undefined }
+  )
+  & { writeback?: boolean };
 
 /**
  * The simulated disk under a MemoryStore: what survives close() and crash(). At most one store is
@@ -286,14 +292,14 @@ export class MemoryStore implements ObjectStore {
     });
   }
 
-  write(oid: bigint, offset: number, data: Uint8Array): Promise<void> {
+  write(oid: bigint, offset: number, data: Uint8Array, writeback = false): Promise<void> {
     return this.#run("write", oid, () => {
       const obj = this.#get(oid);
       checkObjectRange(oid, offset, data.length, obj.size);
-      if (this.#nosync) {
+      if (this.#nosync || writeback) {
         const old = new Uint8Array(data.length);
         obj.read(offset, old);
-        this.#undo.push({ kind: "bytes", data: obj, offset, old });
+        this.#undo.push({ kind: "bytes", data: obj, offset, old, writeback });
       }
       obj.write(offset, data);
     });
@@ -323,8 +329,19 @@ export class MemoryStore implements ObjectStore {
       if (this.#allocated() - freed + need > this.disk.capacity) {
         throw new SdError(Res.NO_SPACE, `no space for ${objectFileName(oid)} (${need} bytes)`);
       }
-      this.#setLive(oid, obj);
-      this.#dirSynced();
+      if (options.writeback) {
+        this.#undo.push({ kind: "live", oid, prev: old, writeback: true });
+        this.disk.live.set(oid, obj);
+      } else {
+        this.#setLive(oid, obj);
+        this.#dirSynced();
+      }
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.#run(null, undefined, () => {
+      if (!this.#nosync) this.#undo = [];
     });
   }
 
@@ -497,9 +514,12 @@ export class MemoryStore implements ObjectStore {
     }
   }
 
-  /** An fsync of the object directory: pending metadata operations become durable. */
+  /**
+   * An fsync of the object directory: pending metadata operations become durable, writeback
+   * writes and creates do not.
+   */
   #dirSynced(): void {
-    if (!this.#nosync) this.#undo = [];
+    if (!this.#nosync) this.#undo = this.#undo.filter((u) => u.writeback === true);
   }
 
   #allocated(): number {

@@ -36,6 +36,7 @@ runStoreContract("memory store (nosync)", () => memoryFixture({ nosync: true }))
 
 const OID = 0x007c2b250000000fn;
 const OID2 = 0x007c2b2500000010n;
+const OID3 = 0x007c2b2500000011n;
 const MIB = 1024 * 1024;
 
 Deno.test("memory store: an injected fault fails the next write of that oid only, with EIO, and changes nothing", async () => {
@@ -179,6 +180,34 @@ Deno.test("memory store: syncMoves() makes stale moves and purges durable; a rep
   assert.deepEqual(await store.list(), [OID2]);
   assert.deepEqual(await store.listStale(), [{ oid: OID, epoch: 4 }]);
   assert.deepEqual(await store.read(OID2, 0, 10), patternBytes(10, 3));
+});
+
+Deno.test("memory store: a crash undoes writeback writes and creates not flushed, even after a directory fsync", async () => {
+  const disk = new MemoryDisk();
+  let store = MemoryStore.open(disk);
+  await store.create(OID, 0, patternBytes(10, 1), 4096, { sparse: false });
+  await store.write(OID, 0, patternBytes(10, 2), true);
+  await store.create(OID2, 0, patternBytes(10, 3), 4096, { sparse: false, writeback: true });
+  // A durable create fsyncs the directory: that does not make the writeback writes durable.
+  await store.create(OID3, 0, patternBytes(10, 4), 4096, { sparse: false });
+  assert.equal(store.unsyncedCount, 2);
+  store.crash();
+  store = MemoryStore.open(disk);
+  assert.deepEqual(await store.list(), [OID, OID3]);
+  assert.deepEqual(await store.read(OID, 0, 10), patternBytes(10, 1));
+});
+
+Deno.test("memory store: flush() makes writeback writes and creates durable", async () => {
+  const disk = new MemoryDisk();
+  let store = MemoryStore.open(disk);
+  await store.create(OID, 0, patternBytes(10, 1), 4096, { sparse: false, writeback: true });
+  await store.write(OID, 5, patternBytes(10, 2), true);
+  await store.flush();
+  assert.equal(store.unsyncedCount, 0);
+  store.crash();
+  store = MemoryStore.open(disk);
+  assert.deepEqual(await store.list(), [OID]);
+  assert.deepEqual(await store.read(OID, 5, 10), patternBytes(10, 2));
 });
 
 Deno.test("memory store: a crash in nosync mode drops everything since the last sync, newest first", async () => {

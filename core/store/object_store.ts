@@ -28,6 +28,11 @@ export interface CreateOptions {
    * object or the complete new one, never a mix.
    */
   readonly replace?: boolean;
+  /**
+   * Writeback: resolve once the object is complete and visible, before it is durable; flush()
+   * makes it durable. Default false (durable when it resolves).
+   */
+  readonly writeback?: boolean;
 }
 
 /** An object moved away at an epoch change (`obj/.stale/<oid>.<epoch>`). */
@@ -54,9 +59,10 @@ export interface ObjectStore {
   readInto(oid: bigint, offset: number, buf: Uint8Array): Promise<void>;
   /**
    * Writes `data` at `offset` of an existing object; durable when it resolves (unless the store
-   * was opened nosync). Writes to disjoint ranges may run concurrently.
+   * was opened nosync), or with `writeback` once flush() has run after it resolved. Writes to
+   * disjoint ranges may run concurrently.
    */
-  write(oid: bigint, offset: number, data: Uint8Array): Promise<void>;
+  write(oid: bigint, offset: number, data: Uint8Array, writeback?: boolean): Promise<void>;
   /**
    * Creates an object of `objectSize` bytes, zeros except `data` at `offset`, atomically: a
    * concurrent reader sees NO_OBJ or the complete object. OID_EXIST when the object exists
@@ -108,6 +114,13 @@ export interface ObjectStore {
    * NO_OBJ when there is no such copy, OID_EXIST when the object exists.
    */
   restoreFromStale(oid: bigint, epoch: number): Promise<void>;
+
+  /**
+   * Makes every writeback write and create that resolved before this call durable (objects removed
+   * or moved to the stale area since need nothing). Nothing to do for a store opened nosync. On a
+   * failure the writes stay pending: a later flush() tries them again.
+   */
+  flush(): Promise<void>;
 
   /** Removes every object and stale copy (MAKE_FS). */
   removeAll(): Promise<void>;

@@ -23,6 +23,13 @@
  *   (recovery does so before any other I/O at the new epoch).
  * - create() with `replace` renames the new object over the old one (atomic) and drops the
  *   cached handle of the old file.
+ * - Writeback (write() with `writeback`, create() with `options.writeback`; the NBD export's
+ *   writes): no fdatasync and no directory fsync before the write resolves; the oid joins the
+ *   unflushed set, and flush() fdatasyncs every object in it and fsyncs `obj/` once. A durable
+ *   write to an object still unflushed also fsyncs `obj/` when a writeback create left it
+ *   unsynced, so that the object it made durable cannot vanish. Opening a store first syncs its
+ *   file system (syncfs, sync_fs.ts): a previous process may have acknowledged writeback writes
+ *   that no flush reached, and a later flush of this process must cover them too.
  *
  * Allocation: non-sparse objects are preallocated by writing zeros around the data (there is no
  * fallocate in Deno); full-object creates (recovery, 4 MiB writes) write only the data. Later
@@ -52,6 +59,7 @@ import { DirectIo } from "./direct_io.ts";
 import { fsyncDir, readFully, writeFully } from "./durable_files.ts";
 import { GroupSync } from "./group_sync.ts";
 import { HandleCache } from "./handle_cache.ts";
+import { syncFileSystem } from "./sync_fs.ts";
 import { afterCleanup, errnoOf, ioError, storeError } from "./io_error.ts";
 import {
   assertEpoch,
@@ -78,6 +86,8 @@ export const DEFAULT_HANDLE_CACHE_SIZE = 256;
 const CHUNK_SIZE = 1 << 20;
 /** Concurrent stat() calls while summing object sizes. */
 const STAT_CONCURRENCY = 32;
+/** Concurrent fdatasyncs of one flush(). */
+const FLUSH_CONCURRENCY = 32;
 
 /** An open object file, its size (learnt once: objects never change size) and its flusher. */
 interface OpenObject {
@@ -127,6 +137,10 @@ export class PlainStore implements ObjectStore {
   #objDirSync: GroupSync | null = null;
   #zeros: Uint8Array | null = null;
   #closed = false;
+  /** Objects written or created writeback since the last flush(). */
+  #unflushed = new Set<bigint>();
+  /** A writeback create renamed a file into `obj/` that no directory fsync covered yet. */
+  #dirUnflushed = false;
 
   private constructor(dir: string, options: PlainStoreOptions) {
     this.dir = dir;
@@ -162,6 +176,7 @@ export class PlainStore implements ObjectStore {
         store.#objDirSync = new GroupSync(() => dir.sync());
       }
       if (removed > 0) await store.#syncDir(store.objDir);
+      if (!store.#nosync) await syncFileSystem(store.objDir);
     } catch (err) {
       store.#objDirHandle?.close();
       throw storeError(err, `opening store ${dir}`);
@@ -172,6 +187,11 @@ export class PlainStore implements ObjectStore {
   /** Whether the store was opened nosync. */
   get nosync(): boolean {
     return this.#nosync;
+  }
+
+  /** Objects written or created writeback that the next flush() will fdatasync. */
+  get unflushedCount(): number {
+    return this.#unflushed.size;
   }
 
   async exists(oid: bigint): Promise<boolean> {
@@ -200,14 +220,20 @@ export class PlainStore implements ObjectStore {
     await this.#read(oid, offset, buf.length, buf);
   }
 
-  async write(oid: bigint, offset: number, data: Uint8Array): Promise<void> {
+  async write(oid: bigint, offset: number, data: Uint8Array, writeback = false): Promise<void> {
     this.#assertOpen();
     const lease = await this.#handles.acquire(oid);
     const { handle, size, flusher } = lease.value;
     try {
       checkObjectRange(oid, offset, data.length, size);
       await writeFully(handle, data, offset);
-      if (!this.#nosync) await flusher.sync();
+      if (this.#nosync) return;
+      if (writeback) {
+        this.#unflushed.add(oid);
+        return;
+      }
+      await flusher.sync();
+      if (this.#unflushed.has(oid) && this.#dirUnflushed) await this.#syncDir(this.objDir);
     } catch (err) {
       throw ioError(err, `write ${objectFileName(oid)}`);
     } finally {
@@ -226,6 +252,30 @@ export class PlainStore implements ObjectStore {
     assert(Number.isSafeInteger(objectSize) && objectSize > 0, `bad object size ${objectSize}`);
     checkObjectRange(oid, offset, data.length, objectSize);
     await this.#exclusive(oid, () => this.#create(oid, offset, data, objectSize, options));
+  }
+
+  async flush(): Promise<void> {
+    this.#assertOpen();
+    await this.#flushPending();
+  }
+
+  async #flushPending(): Promise<void> {
+    if (this.#nosync) return;
+    const oids = [...this.#unflushed];
+    const dir = this.#dirUnflushed;
+    this.#unflushed = new Set();
+    this.#dirUnflushed = false;
+    try {
+      for (let i = 0; i < oids.length; i += FLUSH_CONCURRENCY) {
+        await Promise.all(oids.slice(i, i + FLUSH_CONCURRENCY).map((oid) => this.#syncObject(oid)));
+      }
+      if (dir) await this.#syncDir(this.objDir);
+    } catch (err) {
+      // Still pending: the next flush tries them all again.
+      for (const oid of oids) this.#unflushed.add(oid);
+      if (dir) this.#dirUnflushed = true;
+      throw err;
+    }
   }
 
   async remove(oid: bigint): Promise<void> {
@@ -413,6 +463,15 @@ export class PlainStore implements ObjectStore {
     this.#closed = true;
     await Promise.allSettled([...this.#creating.values()]);
     try {
+      // A clean shutdown leaves no acknowledged writeback write in the page cache alone.
+      await this.#flushPending();
+    } finally {
+      await this.#closeFiles();
+    }
+  }
+
+  async #closeFiles(): Promise<void> {
+    try {
       await this.#handles.close();
     } finally {
       this.#objDirHandle?.close();
@@ -488,6 +547,24 @@ export class PlainStore implements ObjectStore {
     }
   }
 
+  /** fdatasync of one object; one removed or moved to the stale area since needs nothing. */
+  async #syncObject(oid: bigint): Promise<void> {
+    let lease;
+    try {
+      lease = await this.#handles.acquire(oid);
+    } catch (err) {
+      if (err instanceof SdError && err.result === Res.NO_OBJ) return;
+      throw err;
+    }
+    try {
+      await lease.value.flusher.sync();
+    } catch (err) {
+      throw ioError(err, `flush ${objectFileName(oid)}`);
+    } finally {
+      lease.release();
+    }
+  }
+
   /** Runs `op` once no other create or restore of `oid` is in flight. */
   async #exclusive(oid: bigint, op: () => Promise<void>): Promise<void> {
     for (;;) {
@@ -521,8 +598,9 @@ export class PlainStore implements ObjectStore {
       (exists) => ({ exists, err: null }),
       (err: unknown) => ({ exists: false, err }),
     );
-    if (options.sparse || !(await this.#createDirect(tmp, offset, data, objectSize))) {
-      await this.#buildTmp(tmp, name, offset, data, objectSize, options, existing);
+    const sync = !this.#nosync && !options.writeback;
+    if (options.sparse || !(await this.#createDirect(tmp, offset, data, objectSize, sync))) {
+      await this.#buildTmp(tmp, name, offset, data, objectSize, options, existing, sync);
     }
     const found = await existing;
     if (found.err !== null || found.exists) {
@@ -538,6 +616,12 @@ export class PlainStore implements ObjectStore {
     }
     // A replaced object's cached handle is the old file's.
     if (options.replace) this.#handles.invalidate(oid);
+    if (this.#nosync) return;
+    if (options.writeback) {
+      this.#unflushed.add(oid);
+      this.#dirUnflushed = true;
+      return;
+    }
     await this.#syncDir(this.objDir);
   }
 
@@ -547,12 +631,14 @@ export class PlainStore implements ObjectStore {
    * request payload), else a pooled buffer holding the zeros and the data. False when that could
    * not be done (no FFI, no O_DIRECT, a failed write): nothing is left behind then, and the
    * caller builds the file the buffered way, which also reports the real error of a failure.
+   * `sync`: fdatasync the file before returning.
    */
   async #createDirect(
     tmp: string,
     offset: number,
     data: Uint8Array,
     objectSize: number,
+    sync: boolean,
   ): Promise<boolean> {
     if (!this.#directIo || objectSize % DIRECT_IO_ALIGNMENT !== 0) return false;
     let buf = data;
@@ -571,7 +657,7 @@ export class PlainStore implements ObjectStore {
       buf.fill(0, offset + data.length);
     }
     try {
-      const r = await this.#direct.writeNewFile(tmp, buf, !this.#nosync);
+      const r = await this.#direct.writeNewFile(tmp, buf, sync);
       if (r === "failed") await fsp.rm(tmp, { force: true });
       return r === "done";
     } catch (_err) {
@@ -582,7 +668,7 @@ export class PlainStore implements ObjectStore {
     }
   }
 
-  /** Builds `<oid>.tmp` through Deno's file API (buffered writes) and flushes it. */
+  /** Builds `<oid>.tmp` through Deno's file API (buffered writes); flushes it when `sync`. */
   async #buildTmp(
     tmp: string,
     name: string,
@@ -591,6 +677,7 @@ export class PlainStore implements ObjectStore {
     objectSize: number,
     options: CreateOptions,
     existing: Promise<unknown>,
+    sync: boolean,
   ): Promise<void> {
     let fh: Deno.FsFile;
     try {
@@ -614,7 +701,7 @@ export class PlainStore implements ObjectStore {
         await appendFully(fh, data);
         await this.#appendZeros(fh, objectSize - offset - data.length);
       }
-      if (!this.#nosync) await fh.syncData();
+      if (sync) await fh.syncData();
       closed = true;
       fh.close();
     } catch (err) {

@@ -191,6 +191,37 @@ Deno.test("plain store keeps open handles within the cache bound", async () => {
   });
 });
 
+Deno.test("plain store keeps writeback writes and creates pending until flush(), durable ones not", async () => {
+  await withDir(async (dir) => {
+    const store = await PlainStore.open(dir);
+    try {
+      await store.create(0x1n, 0, patternBytes(10, 1), 4096, { sparse: false });
+      await store.write(0x1n, 100, patternBytes(10, 2));
+      assert.equal(store.unflushedCount, 0);
+      await store.write(0x1n, 200, patternBytes(10, 3), true);
+      await store.create(0x2n, 0, patternBytes(10, 4), 4096, { sparse: false, writeback: true });
+      await store.create(0x807c2b2500000000n, 0, patternBytes(10, 5), INODE_SIZE, {
+        sparse: true,
+        writeback: true,
+      });
+      assert.equal(store.unflushedCount, 3);
+      await store.remove(0x2n);
+      await store.flush();
+      assert.equal(store.unflushedCount, 0);
+      assert.deepEqual(await store.read(0x1n, 200, 10), patternBytes(10, 3));
+    } finally {
+      await store.close();
+    }
+    const nosync = await PlainStore.open(dir, { nosync: true });
+    try {
+      await nosync.write(0x1n, 300, patternBytes(10, 6), true);
+      assert.equal(nosync.unflushedCount, 0);
+    } finally {
+      await nosync.close();
+    }
+  });
+});
+
 Deno.test("plain store refuses use after close", async () => {
   await withDir(async (dir) => {
     const store = await PlainStore.open(dir);

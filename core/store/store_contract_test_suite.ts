@@ -264,6 +264,41 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
     assert.deepEqual(await store.readStale(DATA_OID, 3, 9000, 5000), data);
   });
 
+  test("writeback writes and creates are visible at once, and flush() makes them survive a restart", async (fx) => {
+    const a = patternBytes(5000, 31);
+    const b = patternBytes(3000, 32);
+    await fx.store.create(DATA_OID, 100, a, OBJ_SIZE, { sparse: false, writeback: true });
+    assert.deepEqual(await fx.store.read(DATA_OID, 100, 5000), a);
+    await fx.store.write(DATA_OID, 9000, b, true);
+    assert.deepEqual(await fx.store.read(DATA_OID, 9000, 3000), b);
+    await fx.store.create(INODE_OID, 0, a, INODE_SIZE, { sparse: true, writeback: true });
+    await fx.store.flush();
+    await fx.store.flush();
+    const store = await fx.reopen();
+    assert.deepEqual(await store.list(), [DATA_OID, INODE_OID]);
+    const want = imageOf(OBJ_SIZE, 100, a);
+    want.set(b, 9000);
+    assert.deepEqual(await store.read(DATA_OID, 0, OBJ_SIZE), want);
+    assert.deepEqual(await store.read(INODE_OID, 0, 5000), a);
+  });
+
+  test("flush() skips writeback objects removed or moved to the stale area since", async ({ store }) => {
+    await store.create(DATA_OID, 0, patternBytes(10, 33), OBJ_SIZE, {
+      sparse: false,
+      writeback: true,
+    });
+    await store.create(INODE_OID, 0, patternBytes(10, 34), INODE_SIZE, {
+      sparse: true,
+      writeback: true,
+    });
+    await store.write(INODE_OID, 20, patternBytes(10, 35), true);
+    await store.remove(DATA_OID);
+    await store.moveToStale(INODE_OID, 2);
+    await store.flush();
+    assert.deepEqual(await store.list(), []);
+    assert.deepEqual(await store.readStale(INODE_OID, 2, 20, 10), patternBytes(10, 35));
+  });
+
   test("usedBytes sums the sizes of the objects, stale copies excluded", async ({ store }) => {
     assert.equal(await store.usedBytes(), 0);
     await store.create(DATA_OID, 0, patternBytes(10, 15), OBJ_SIZE, { sparse: false });
