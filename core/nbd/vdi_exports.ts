@@ -14,6 +14,13 @@
  * follows it when it is snapshotted; a snapshot's by vid. The volume is dropped when its last
  * connection ends, so the next one reads the inode afresh.
  *
+ * Writes are writeback (Flag.CMD_WRITEBACK): acknowledged once every replica has them, made
+ * durable on every replica by the client's FLUSH (or FUA), as a disk with a volatile write cache
+ * does; when a connection ends, its volume is flushed in the background. A sheep killed before
+ * the flush loses nothing (the data is in the kernel's page cache of every replica, and a sheep
+ * that starts syncs its file system first); a power failure may lose writes no FLUSH covered,
+ * as it may on any disk whose cache is on.
+ *
  * On a cluster formatted with `-l` (VDI locking), a connection that uses a working VDI (NBD_OPT_GO
  * or NBD_OPT_EXPORT_NAME) locks it with LOCK_VDI, as QEMU's sheepdog driver did, and releases it
  * with RELEASE_VDI when the connection ends, however it ends. The lock is the sheep's, so a second
@@ -196,8 +203,8 @@ export class VdiExports implements NbdExportProvider {
   }
 
   /**
-   * Resolves when the VDI locks of every ended connection are released; throws the failures
-   * nobody was told about (no onUnlockError).
+   * Resolves when the volumes of every ended connection are flushed and their VDI locks released;
+   * throws the failures nobody was told about (no onIoError / onUnlockError).
    */
   async unlocked(): Promise<void> {
     while (this.#unlocks.size > 0) await Promise.allSettled([...this.#unlocks]);
@@ -235,6 +242,7 @@ export class VdiExports implements NbdExportProvider {
       }
       const release = () => {
         this.#drop(key, shared);
+        this.#flushAfterClose(exportName, volume);
         if (lock) this.#unlock(exportName, reading.name, volume.vid);
       };
       return new VdiExport(exportName, volume, release, this.#opts, !(working && locking));
@@ -275,6 +283,19 @@ export class VdiExports implements NbdExportProvider {
     }
     if (rsp.result !== Res.SUCCESS) throw new SdError(rsp.result, `cannot lock VDI ${name}`);
     return rsp.vdi.vdiId;
+  }
+
+  /**
+   * FLUSH of a connection's writes once it ended, in the background (a connection ends
+   * synchronously): a client that goes away without a FLUSH still gets its writes to the disks
+   * soon, instead of whenever another flush comes. A failure is reported as an I/O error.
+   */
+  #flushAfterClose(exportName: string, volume: VdiVolume): void {
+    const p: Promise<void> = volume.flush().catch((e) => {
+      if (e instanceof SdError && this.#opts.onIoError) this.#opts.onIoError(exportName, e);
+      else this.#unlockErrors.push(e);
+    }).finally(() => this.#unlocks.delete(p));
+    this.#unlocks.add(p);
   }
 
   /**
@@ -319,6 +340,7 @@ export class VdiExports implements NbdExportProvider {
           VdiVolume.fromLoaded(this.#request, vdi, {
             name: working ? reading.name : undefined,
             buffers: this.#buffers,
+            writeFlags: Flag.CMD_WRITEBACK,
           })
         );
         shared = { volume, refs: 0 };

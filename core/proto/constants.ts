@@ -64,7 +64,12 @@ export const Op = {
   DISABLE_RECOVER: 0xa9,
   GET_VDI_COPIES: 0xab,
   COMPLETE_RECOVERY: 0xac,
+  /**
+   * No handler in v1.0. Here: a gateway op that makes every write acknowledged before it durable
+   * on every member of the current epoch (FLUSH_PEER to each); see Flag.CMD_WRITEBACK.
+   */
   FLUSH_NODES: 0xad,
+  /** No handler in v1.0. Here: sheep to sheep, fdatasync of this node's writeback writes. */
   FLUSH_PEER: 0xae,
   NOTIFY_VDI_ADD: 0xaf,
   DELETE_CACHE: 0xb0,
@@ -127,6 +132,13 @@ export const Flag = {
   CMD_CREAT: 0x0100,
   CMD_EXCL: 0x0200,
   CMD_DEL: 0x0400,
+  /**
+   * sheepdog-ts extension (not in v1.0): with WRITE_OBJ / CREATE_AND_WRITE_OBJ (and their peer
+   * forms), the write is acknowledged once every replica has it, before it is durable; FLUSH_NODES
+   * makes it durable. The NBD export sets it (a guest's FLUSH and FUA then reach the disks); a
+   * v1.0 sheep ignores the bit and writes durably, which is stronger, never weaker.
+   */
+  CMD_WRITEBACK: 0x0800,
 } as const;
 
 /** Cluster flags, stored in the config file and in cluster_info. */

@@ -117,7 +117,8 @@ export class Gateway {
 
   /**
    * Overwrites part of an existing object on every replica. `client` is aborted when the client
-   * that asked went away: the write is then not retried (see #retry).
+   * that asked went away: the write is then not retried (see #retry). `writeback`: the replicas
+   * answer before the write is durable (Flag.CMD_WRITEBACK); flushNodes() makes it durable.
    */
   write(
     oid: bigint,
@@ -125,6 +126,7 @@ export class Gateway {
     data: Uint8Array,
     copies = 0,
     client?: AbortSignal,
+    writeback = false,
   ): Promise<void> {
     return this.#retry(
       `write ${oidToString(oid)}`,
@@ -132,9 +134,14 @@ export class Gateway {
       () =>
         this.#all(oid, copies, (n, epoch) => {
           if (sameNode(n, this.#ctx.self)) {
-            return this.#local(oid, "write", epoch, () => peerWrite(this.#ctx, oid, offset, data));
+            return this.#local(
+              oid,
+              "write",
+              epoch,
+              () => peerWrite(this.#ctx, oid, offset, data, writeback),
+            );
           }
-          const req = this.#peerReq(Op.WRITE_PEER, oid, offset, data.length, true);
+          const req = this.#peerReq(Op.WRITE_PEER, oid, offset, data.length, true, writeback);
           return this.#expectOk(n, req, data);
         }),
     );
@@ -142,7 +149,8 @@ export class Gateway {
 
   /**
    * Creates the object on every replica with `data` at `offset`. With `cowOid`, a partial write is
-   * laid over the whole source object first (copy-on-write at the gateway).
+   * laid over the whole source object first (copy-on-write at the gateway). `writeback` as for
+   * write().
    */
   async create(
     oid: bigint,
@@ -152,6 +160,7 @@ export class Gateway {
     cowOid = 0n,
     objectSize?: number,
     client?: AbortSignal,
+    writeback = false,
   ): Promise<void> {
     if (cowOid !== 0n && objectSize !== undefined && (offset !== 0 || data.length < objectSize)) {
       const whole = await this.read(cowOid, 0, objectSize);
@@ -171,13 +180,38 @@ export class Gateway {
               oid,
               "create",
               epoch,
-              () => peerCreate(this.#ctx, oid, off, payload),
+              () => peerCreate(this.#ctx, oid, off, payload, writeback),
             );
           }
-          const req = this.#peerReq(Op.CREATE_AND_WRITE_PEER, oid, off, payload.length, true);
+          const req = this.#peerReq(
+            Op.CREATE_AND_WRITE_PEER,
+            oid,
+            off,
+            payload.length,
+            true,
+            writeback,
+          );
           return this.#expectOk(n, req, payload);
         }),
     );
+  }
+
+  /**
+   * Makes every writeback write acknowledged before the call durable: FLUSH_PEER to every member
+   * of the current epoch (this node's own store directly), retried like a write until all answer
+   * at one epoch. A replica that left since it acknowledged a write needs nothing: its objects
+   * are recovered from the others, which this flush reaches, onto nodes that create them durably.
+   */
+  flushNodes(client?: AbortSignal): Promise<void> {
+    return this.#retry("flush", client, async () => {
+      const epoch = this.#ctx.cinfo.epoch;
+      const results = await Promise.allSettled(this.#ctx.cinfo.nodes.map(async (n) => {
+        if (sameNode(n, this.#ctx.self)) return await this.#ctx.store.flush();
+        this.#checkEpoch(epoch);
+        await this.#expectOk(n, this.#peerReq(Op.FLUSH_PEER, 0n, 0, 0));
+      }));
+      throwFirstFailure(results);
+    });
   }
 
   /** Removes the object from every replica; absent replicas are fine. */
@@ -266,15 +300,7 @@ export class Gateway {
     // The epoch of the ring the replicas come from: a local replica is admitted at it.
     const epoch = this.#ctx.cinfo.epoch;
     const nodes = this.replicas(oid, copies);
-    const results = await Promise.allSettled(nodes.map((n) => op(n, epoch)));
-    let retryable: unknown = null;
-    for (const r of results) {
-      if (r.status === "rejected") {
-        if (isRetryable(r.reason)) retryable = r.reason;
-        else throw r.reason;
-      }
-    }
-    if (retryable) throw retryable;
+    throwFirstFailure(await Promise.allSettled(nodes.map((n) => op(n, epoch))));
   }
 
   /**
@@ -294,11 +320,18 @@ export class Gateway {
     }
   }
 
-  #peerReq(opcode: number, oid: bigint, offset: number, length: number, write = false): SdReq {
+  #peerReq(
+    opcode: number,
+    oid: bigint,
+    offset: number,
+    length: number,
+    write = false,
+    writeback = false,
+  ): SdReq {
     const req = SdReq.of(opcode, SD_SHEEP_PROTO_VER, {
       epoch: this.#ctx.cinfo.epoch,
       dataLength: length,
-      flags: write ? Flag.CMD_WRITE : 0,
+      flags: (write ? Flag.CMD_WRITE : 0) | (writeback ? Flag.CMD_WRITEBACK : 0),
     });
     req.obj.oid = oid;
     req.obj.offset = offset;
@@ -352,6 +385,21 @@ export class Gateway {
       }
     }
   }
+}
+
+/**
+ * Throws the first failure that cannot be retried, else a retryable one (the whole attempt is then
+ * retried), else returns.
+ */
+function throwFirstFailure(results: PromiseSettledResult<unknown>[]): void {
+  let retryable: unknown = null;
+  for (const r of results) {
+    if (r.status === "rejected") {
+      if (isRetryable(r.reason)) retryable = r.reason;
+      else throw r.reason;
+    }
+  }
+  if (retryable) throw retryable;
 }
 
 function isRetryable(e: unknown): boolean {

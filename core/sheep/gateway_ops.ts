@@ -4,6 +4,12 @@
  * that replaces entries of an inode's data_vdi_id releases the references they held (gref and
  * ledger, protocol sheet §8.3); DECREF_OBJ releases one reference explicitly.
  *
+ * Writeback (Flag.CMD_WRITEBACK, the NBD export's writes): creates and writes are acknowledged
+ * before they are durable, and FLUSH_NODES makes everything acknowledged before it durable. An
+ * inode write that replaces non-zero entries stays durable whatever the flag: the references of
+ * the replaced entries are released right after it, and a crash must never bring back an entry
+ * whose object was released.
+ *
  * @module
  */
 
@@ -66,7 +72,16 @@ export async function handleGatewayOp(
         checkRange(s, oid, offset, payload.length);
         checkWritable(s, oid);
         const cow = (req.flags & Flag.CMD_COW) !== 0 ? req.obj.cowOid : 0n;
-        await s.gateway.create(oid, offset, payload, copies, cow, sizeOf(s, oid), client);
+        await s.gateway.create(
+          oid,
+          offset,
+          payload,
+          copies,
+          cow,
+          sizeOf(s, oid),
+          client,
+          writebackOf(req),
+        );
         rsp.obj.copies = s.gateway.copiesFor(oid, copies);
         return undefined;
       }
@@ -77,12 +92,15 @@ export async function handleGatewayOp(
         checkRange(s, oid, offset, payload.length);
         checkWritable(s, oid);
         if (isVdiObj(oid) && offset < INDEX_END && offset + payload.length > SD_INODE_HEADER_SIZE) {
-          await writeInodeIndex(s, oid, offset, payload, copies);
+          await writeInodeIndex(s, oid, offset, payload, copies, writebackOf(req));
         } else {
-          await s.gateway.write(oid, offset, payload, copies, client);
+          await s.gateway.write(oid, offset, payload, copies, client, writebackOf(req));
         }
         return undefined;
       }
+      case Op.FLUSH_NODES:
+        await s.gateway.flushNodes(client);
+        return undefined;
       case Op.REMOVE_OBJ:
         st.gwayRemove++;
         await s.gateway.remove(oid, copies, client);
@@ -98,6 +116,10 @@ export async function handleGatewayOp(
   } finally {
     st.gwayActive--;
   }
+}
+
+function writebackOf(req: SdReq): boolean {
+  return (req.flags & Flag.CMD_WRITEBACK) !== 0;
 }
 
 function checkRange(s: Sheep, oid: bigint, offset: number, length: number): void {
@@ -132,6 +154,7 @@ export async function writeInodeIndex(
   offset: number,
   payload: Uint8Array,
   copies: number,
+  writeback = false,
 ): Promise<void> {
   const vid = oidToVid(oid);
   const from = Math.max(offset, SD_INODE_HEADER_SIZE);
@@ -158,7 +181,8 @@ export async function writeInodeIndex(
     const grefs = replaces
       ? await s.gateway.read(oid, grefOffset(firstIdx), n * GREF_SIZE, copies)
       : new Uint8Array(n * GREF_SIZE);
-    await s.gateway.write(oid, offset, payload, copies);
+    // Only a write that fills empty entries may be writeback (see the module doc).
+    await s.gateway.write(oid, offset, payload, copies, undefined, writeback && !replaces);
     if (!replaces) return;
     const { releases, changed } = releasedReferences(firstIdx, before, after, grefs);
     await sendReleases(s, releases);

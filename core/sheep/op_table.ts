@@ -59,6 +59,8 @@ export const OP_TABLE: ReadonlyMap<number, OpSpec> = new Map<number, OpSpec>([
   [Op.READ_PEER, p()],
   [Op.WRITE_PEER, p()],
   [Op.REMOVE_PEER, p()],
+  [Op.FLUSH_NODES, g()],
+  [Op.FLUSH_PEER, p()],
   [Op.ENABLE_RECOVER, c(false)],
   [Op.DISABLE_RECOVER, c(false)],
   [Op.GET_VDI_COPIES, l(true)],

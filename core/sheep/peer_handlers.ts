@@ -27,6 +27,7 @@ export async function handlePeerOp(
     // Every op on the local store passes recovery's admission (recovery_executor.ts io()).
     const io = s.recovery;
     const epoch = req.epoch;
+    const writeback = (req.flags & Flag.CMD_WRITEBACK) !== 0;
     switch (req.opcode) {
       case Op.READ_PEER: {
         st.peerRead++;
@@ -44,7 +45,7 @@ export async function handlePeerOp(
           oid,
           "create",
           epoch,
-          () => peerCreate(s, oid, req.obj.offset, data ?? new Uint8Array()),
+          () => peerCreate(s, oid, req.obj.offset, data ?? new Uint8Array(), writeback),
         );
         return undefined;
       case Op.WRITE_PEER:
@@ -54,8 +55,12 @@ export async function handlePeerOp(
           oid,
           "write",
           epoch,
-          () => peerWrite(s, oid, req.obj.offset, data ?? new Uint8Array()),
+          () => peerWrite(s, oid, req.obj.offset, data ?? new Uint8Array(), writeback),
         );
+        return undefined;
+      case Op.FLUSH_PEER:
+        // Every writeback write this node acknowledged, at whatever epoch: no admission needed.
+        await s.store.flush();
         return undefined;
       case Op.REMOVE_PEER:
         st.peerRemove++;

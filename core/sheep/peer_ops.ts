@@ -42,11 +42,13 @@ export async function peerCreate(
   oid: bigint,
   offset: number,
   data: Uint8Array,
+  writeback = false,
 ): Promise<void> {
   const size = checkRange(ctx, oid, offset, data.length);
   await ctx.store.create(oid, offset, data, size, {
     sparse: isVdiObj(oid) || isLedgerObj(oid),
     replace: true,
+    writeback,
   });
 }
 
@@ -61,15 +63,16 @@ export async function peerRead(
   return await ctx.store.read(oid, offset, length);
 }
 
-/** WRITE_PEER: overwrites part of an existing object. */
+/** WRITE_PEER: overwrites part of an existing object (`writeback`: see Flag.CMD_WRITEBACK). */
 export async function peerWrite(
   ctx: SheepContext,
   oid: bigint,
   offset: number,
   data: Uint8Array,
+  writeback = false,
 ): Promise<void> {
   checkRange(ctx, oid, offset, data.length);
-  await ctx.store.write(oid, offset, data);
+  await ctx.store.write(oid, offset, data, writeback);
 }
 
 /** REMOVE_PEER: removes the object (NO_OBJ when absent). */

@@ -148,6 +148,11 @@ export interface SimRunOptions {
    * false: they are reported in `leaks`). A known leak is open (cluster_sim_test.ts, seed 20380).
    */
   readonly failOnLeaks?: boolean;
+  /**
+   * Share of the clients' writes that are writeback and then flushed (workload.ts; default 0:
+   * none, as the runs made before writeback existed).
+   */
+  readonly writebackChance?: number;
 }
 
 /** Runs one seed to the end; never throws for a cluster failure (it is in the result). */
@@ -172,6 +177,7 @@ export async function runClusterSim(seed: number, opts: SimRunOptions = {}): Pro
     prng,
     opts.quarantineMs ?? FAILED_WRITE_QUARANTINE_MS,
     opts.failOnLeaks ?? false,
+    opts.writebackChance ?? 0,
   );
   const failures: string[] = [];
   const unhandled = (e: PromiseRejectionEvent) => {
@@ -231,6 +237,7 @@ class ClusterSim {
 
   readonly #quarantineMs: number;
   readonly #failOnLeaks: boolean;
+  readonly #writebackChance: number;
   /** Leaks the checks found (see SimRunOptions.failOnLeaks). */
   readonly leaks: string[] = [];
 
@@ -240,7 +247,9 @@ class ClusterSim {
     prng: Prng,
     quarantineMs: number,
     failOnLeaks: boolean,
+    writebackChance: number,
   ) {
+    this.#writebackChance = writebackChance;
     this.#quarantineMs = quarantineMs;
     this.#failOnLeaks = failOnLeaks;
     this.#w = world;
@@ -301,6 +310,7 @@ class ClusterSim {
         readChance: 0.25,
         copies: s.copies,
         quarantineMs: this.#quarantineMs,
+        writebackChance: this.#writebackChance,
       },
       vids,
       s.objectsPerVdi,

@@ -1,6 +1,7 @@
 /**
  * Explores seeds of the cluster simulation:
- * `deno run -A core/sim/run.ts --seeds N --from S [--verbose] [--debug] [--quarantine MS] [--leaks]`.
+ * `deno run -A core/sim/run.ts --seeds N --from S [--verbose] [--debug] [--quarantine MS] [--leaks]
+ * [--writeback PERCENT]` (PERCENT of the clients' writes writeback, then flushed; default 0).
  * Prints one line per seed and the full report of each failing one; exits 1 when any failed.
  * Objects left of deleted VDIs are listed as leaks; with `--leaks` they fail the seed.
  *
@@ -24,10 +25,13 @@ export async function main(args: string[]): Promise<number> {
   const logLevel = args.includes("--debug") ? 7 : 6;
   const quarantineMs = args.includes("--quarantine") ? flag("--quarantine", 0) : undefined;
   const failOnLeaks = args.includes("--leaks");
+  const writebackPercent = flag("--writeback", 0);
+  if (writebackPercent > 100) throw new Error("--writeback is a percentage (0-100)");
+  const writebackChance = writebackPercent / 100;
   const failed: number[] = [];
   for (let seed = from; seed < from + seeds; seed++) {
     const t0 = performance.now();
-    const r = await runClusterSim(seed, { logLevel, quarantineMs, failOnLeaks });
+    const r = await runClusterSim(seed, { logLevel, quarantineMs, failOnLeaks, writebackChance });
     const ms = Math.round(performance.now() - t0);
     console.log(
       `seed ${seed} ${

@@ -8,6 +8,10 @@
  * - writes that failed (connection lost, error result) may or may not have landed: they stay
  *   `uncertain` until a later write of the block is acknowledged, and are written again before
  *   the checks, as a VM's block layer resends failed requests.
+ * - writeback writes (Flag.CMD_WRITEBACK, as the NBD export sends them; `writebackChance`) are
+ *   followed by FLUSH_NODES, as a guest flushes; the block counts as acknowledged only once the
+ *   flush succeeded (a crash, here a power failure, may lose an unflushed write), else its
+ *   version is uncertain.
  *
  * Block contents are a pure function of (oid, block, version), so a read is checked without
  * keeping the bytes.
@@ -16,7 +20,14 @@
  */
 
 import { assert } from "../assert.ts";
-import { Flag, Op, Res, SD_INODE_HEADER_SIZE, SD_PROTO_VER } from "../proto/constants.ts";
+import {
+  Flag,
+  Op,
+  Res,
+  SD_INODE_HEADER_SIZE,
+  SD_PROTO_VER,
+  SD_SHEEP_PROTO_VER,
+} from "../proto/constants.ts";
 import { SdReq } from "../proto/header.ts";
 import { dataOidToIdx, oidToVid, vidToDataOid, vidToVdiOid } from "../hash/oid.ts";
 import type { Reply } from "../net/client.ts";
@@ -51,6 +62,8 @@ export interface WorkloadOptions {
   readonly copies: number;
   /** See FAILED_WRITE_QUARANTINE_MS (0: a failed block may be written again at once). */
   readonly quarantineMs: number;
+  /** Probability that a write is writeback, then flushed (0: never, no random draw). */
+  readonly writebackChance: number;
 }
 
 /** One block's model. */
@@ -95,7 +108,7 @@ export class Workload {
   #running = 0;
   readonly #conns = new Map<string, PeerConnection>();
   /** Counters for the report. */
-  readonly stats = { writes: 0, acked: 0, failed: 0, reads: 0 };
+  readonly stats = { writes: 0, acked: 0, failed: 0, reads: 0, flushes: 0 };
 
   constructor(
     world: SimWorld,
@@ -231,9 +244,11 @@ export class Workload {
     const b = o.blocks[i];
     const version = ++this.#version;
     const create = !o.created;
-    const { blockSize } = this.#opts;
+    const { blockSize, writebackChance } = this.#opts;
+    const writeback = writebackChance > 0 && this.#prng.chance(writebackChance);
+    const flags = Flag.CMD_WRITE | (writeback ? Flag.CMD_WRITEBACK : 0);
     const req = SdReq.of(create ? Op.CREATE_AND_WRITE_OBJ : Op.WRITE_OBJ, SD_PROTO_VER, {
-      flags: Flag.CMD_WRITE,
+      flags,
       dataLength: blockSize,
     });
     req.obj.oid = o.oid;
@@ -242,7 +257,9 @@ export class Workload {
     b.busy = true;
     if (create) o.creating = true;
     this.stats.writes++;
-    const what = `${create ? "create" : "write"} ${o.oid.toString(16)}[${i}] v${version}`;
+    const what = `${create ? "create" : "write"}${writeback ? " (writeback)" : ""} ${
+      o.oid.toString(16)
+    }[${i}] v${version}`;
     let ok = false;
     try {
       const r = await this.#send(stream, req, blockContent(o.oid, i, version, blockSize));
@@ -250,7 +267,8 @@ export class Workload {
       if (!ok && r !== null) this.#world.trace.event(`${what}: result ${r.rsp.result}`);
       // As QEMU: a new object becomes part of the disk when the inode names it, and the write
       // completes only then (recovery takes an object no inode names for a reclaimed one).
-      if (ok && create) ok = await this.#reference(stream, o.oid, what);
+      if (ok && create) ok = await this.#reference(stream, o.oid, what, flags);
+      if (ok && writeback) ok = await this.#flush(stream, what);
     } finally {
       b.busy = false;
       if (create) o.creating = false;
@@ -273,10 +291,19 @@ export class Workload {
     }
   }
 
+  /** FLUSH_NODES through a random gateway, as a guest's flush; true when acknowledged. */
+  async #flush(stream: number, what: string): Promise<boolean> {
+    this.stats.flushes++;
+    const r = await this.#send(stream, SdReq.of(Op.FLUSH_NODES, SD_SHEEP_PROTO_VER, {}));
+    const ok = r !== null && r.rsp.result === Res.SUCCESS;
+    if (!ok && r !== null) this.#world.trace.event(`${what}: flush result ${r.rsp.result}`);
+    return ok;
+  }
+
   /** Writes the inode's data_vdi_id entry of a created object; true when acknowledged. */
-  async #reference(stream: number, oid: bigint, what: string): Promise<boolean> {
+  async #reference(stream: number, oid: bigint, what: string, flags: number): Promise<boolean> {
     const vid = oidToVid(oid);
-    const req = SdReq.of(Op.WRITE_OBJ, SD_PROTO_VER, { flags: Flag.CMD_WRITE, dataLength: 4 });
+    const req = SdReq.of(Op.WRITE_OBJ, SD_PROTO_VER, { flags, dataLength: 4 });
     req.obj.oid = vidToVdiOid(vid);
     req.obj.offset = SD_INODE_HEADER_SIZE + dataOidToIdx(oid) * 4;
     req.obj.copies = this.#opts.copies;

@@ -27,6 +27,9 @@
  *
  * Durability: a write resolves when the sheep acknowledged it, that is when every replica has it on
  * stable storage (fdatasync, unless the sheep runs with -n); flush() has nothing left to wait for.
+ * With Flag.CMD_WRITEBACK among the write flags (the NBD export), a write resolves when every
+ * replica has it, before it is durable, and flush() sends FLUSH_NODES, which makes every write
+ * that resolved before it durable on every replica.
  *
  * @module
  */
@@ -40,6 +43,7 @@ import {
   SD_INODE_HEADER_SIZE,
   SD_MAX_VDI_LEN,
   SD_PROTO_VER,
+  SD_SHEEP_PROTO_VER,
 } from "../proto/constants.ts";
 import { SdReq } from "../proto/header.ts";
 import { decodeInodeHeader, type InodeHeader, isSnapshot } from "../proto/inode.ts";
@@ -167,7 +171,10 @@ export async function loadVdi(
 
 /** Options of a volume. */
 export interface VolumeOptions {
-  /** Extra flags of data and inode writes (dog -w: CMD_CACHE). */
+  /**
+   * Extra flags of data and inode writes (dog -w: CMD_CACHE; the NBD export: CMD_WRITEBACK, which
+   * flush() then completes).
+   */
   writeFlags?: number;
   /**
    * The name the volume was opened by, for following the working VDI when it becomes a snapshot.
@@ -205,6 +212,8 @@ export class VdiVolume {
   #reopening: Promise<void> | null = null;
   /** write() calls running (a sequential stream keeps several in flight). */
   #writesInFlight = 0;
+  /** A writeback write was acknowledged since the last flush() began. */
+  #unflushed = false;
   readonly #gather: CreateGather;
   readonly #entries = new EntryBatcher((inodeVid, first, values) =>
     this.#writeEntries(first, values, inodeVid)
@@ -354,11 +363,26 @@ export class VdiVolume {
   }
 
   /**
-   * Makes every write that resolved before this call durable. Nothing to do: the sheep
-   * acknowledges a write only once every replica has it on stable storage.
+   * Makes every write that resolved before this call durable. Without CMD_WRITEBACK nothing is
+   * left to do: the sheep acknowledges a write only once every replica has it on stable storage.
+   * With it, FLUSH_NODES (when anything was written since the last flush).
    */
-  flush(): Promise<void> {
-    return Promise.resolve();
+  async flush(): Promise<void> {
+    if (!this.#unflushed) return;
+    this.#unflushed = false;
+    const req = SdReq.of(Op.FLUSH_NODES, SD_SHEEP_PROTO_VER, {});
+    req.obj.oid = vidToVdiOid(this.#vid);
+    let reply: Reply;
+    try {
+      reply = await this.#request(req);
+    } catch (e) {
+      this.#unflushed = true;
+      throw new VdiIoError("write", req.obj.oid, Res.NETWORK_ERROR, { cause: e });
+    }
+    if (reply.rsp.result !== Res.SUCCESS) {
+      this.#unflushed = true;
+      throw new VdiIoError("write", req.obj.oid, reply.rsp.result);
+    }
   }
 
   #checkRange(offset: number, length: number): void {
@@ -511,6 +535,7 @@ export class VdiVolume {
       throw new VdiIoError("write", oid, Res.NETWORK_ERROR, { cause: e });
     }
     if (reply.rsp.result !== Res.SUCCESS) throw new VdiIoError("write", oid, reply.rsp.result);
+    if ((flags & Flag.CMD_WRITEBACK) !== 0) this.#unflushed = true;
   }
 
   /**
