@@ -141,6 +141,12 @@ export class PlainStore implements ObjectStore {
   #unflushed = new Set<bigint>();
   /** A writeback create renamed a file into `obj/` that no directory fsync covered yet. */
   #dirUnflushed = false;
+  /**
+   * The flush running, if any. A flush that starts meanwhile finds the objects it took gone from
+   * the unflushed set, so it is done only when that one is, and fails if it fails (they are then
+   * unflushed again, after the second one took its share).
+   */
+  #flushing: Promise<void> | null = null;
 
   private constructor(dir: string, options: PlainStoreOptions) {
     this.dir = dir;
@@ -265,6 +271,19 @@ export class PlainStore implements ObjectStore {
     const dir = this.#dirUnflushed;
     this.#unflushed = new Set();
     this.#dirUnflushed = false;
+    const running = this.#flushing;
+    const mine = this.#syncAll(oids, dir);
+    this.#flushing = mine;
+    const done = () => {
+      if (this.#flushing === mine) this.#flushing = null;
+    };
+    mine.then(done, done);
+    await mine;
+    if (running !== null) await running;
+  }
+
+  /** fdatasync of `oids` and fsync of `obj/` when `dir`; on a failure they are pending again. */
+  async #syncAll(oids: bigint[], dir: boolean): Promise<void> {
     try {
       for (let i = 0; i < oids.length; i += FLUSH_CONCURRENCY) {
         await Promise.all(oids.slice(i, i + FLUSH_CONCURRENCY).map((oid) => this.#syncObject(oid)));

@@ -222,6 +222,28 @@ Deno.test("plain store keeps writeback writes and creates pending until flush(),
   });
 });
 
+Deno.test("plain store: a flush that starts while another runs ends after it (that one took its objects)", async () => {
+  await withDir(async (dir) => {
+    const store = await PlainStore.open(dir);
+    try {
+      for (let i = 1n; i <= 16n; i++) {
+        await store.create(i, 0, patternBytes(4096, Number(i)), 1 << 20, {
+          sparse: false,
+          writeback: true,
+        });
+      }
+      const order: string[] = [];
+      const first = store.flush().then(() => order.push("first"));
+      const second = store.flush().then(() => order.push("second"));
+      await Promise.all([first, second]);
+      assert.deepEqual(order, ["first", "second"]);
+      assert.equal(store.unflushedCount, 0);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("plain store refuses use after close", async () => {
   await withDir(async (dir) => {
     const store = await PlainStore.open(dir);

@@ -214,6 +214,11 @@ export class VdiVolume {
   #writesInFlight = 0;
   /** A writeback write was acknowledged since the last flush() began. */
   #unflushed = false;
+  /**
+   * The FLUSH_NODES in flight, if any: a flush() that starts meanwhile (and finds nothing written
+   * since) is done only when it is, and fails if it fails.
+   */
+  #flushing: Promise<void> | null = null;
   readonly #gather: CreateGather;
   readonly #entries = new EntryBatcher((inodeVid, first, values) =>
     this.#writeEntries(first, values, inodeVid)
@@ -368,8 +373,22 @@ export class VdiVolume {
    * With it, FLUSH_NODES (when anything was written since the last flush).
    */
   async flush(): Promise<void> {
-    if (!this.#unflushed) return;
-    this.#unflushed = false;
+    const running = this.#flushing;
+    if (this.#unflushed) {
+      this.#unflushed = false;
+      const mine = this.#flushNodes();
+      this.#flushing = mine;
+      const done = () => {
+        if (this.#flushing === mine) this.#flushing = null;
+      };
+      mine.then(done, done);
+      await mine;
+    }
+    if (running !== null) await running;
+  }
+
+  /** FLUSH_NODES; on a failure the volume's writes count as unflushed again. */
+  async #flushNodes(): Promise<void> {
     const req = SdReq.of(Op.FLUSH_NODES, SD_SHEEP_PROTO_VER, {});
     req.obj.oid = vidToVdiOid(this.#vid);
     let reply: Reply;

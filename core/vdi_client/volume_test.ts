@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Op, Res, SD_INODE_HEADER_SIZE, SD_PROTO_VER } from "../proto/constants.ts";
+import { Flag, Op, Res, SD_INODE_HEADER_SIZE, SD_PROTO_VER } from "../proto/constants.ts";
 import { SdReq } from "../proto/header.ts";
 import { SdError } from "../proto/sd_error.ts";
 import { vidToDataOid, vidToVdiOid } from "../hash/oid.ts";
@@ -211,5 +211,60 @@ Deno.test("VdiVolume creates each object once for a stream of pieces with an obj
     assert.deepEqual(await inodeEntries(t, vid, 3), [vid, vid, vid]);
     const again = await VdiVolume.open(t.request, "vol");
     assert.deepEqual(await again.read(0, data.length), data);
+  });
+});
+
+Deno.test("VdiVolume with CMD_WRITEBACK: writes carry the flag, flush() sends FLUSH_NODES only after writes, and a flush started meanwhile shares the running one's outcome", async () => {
+  await withTestSheep(async (t) => {
+    await t.createVdi("vol", 8 * MiB);
+    const flags: number[] = [];
+    let flushes = 0;
+    let hold: PromiseWithResolvers<number> | null = null;
+    const request: SheepRequest = async (req, data) => {
+      if (req.opcode === Op.WRITE_OBJ || req.opcode === Op.CREATE_AND_WRITE_OBJ) {
+        flags.push(req.flags);
+      }
+      if (req.opcode === Op.FLUSH_NODES) {
+        flushes++;
+        const reply = await t.request(req, data);
+        if (hold !== null) reply.rsp.result = await hold.promise;
+        return reply;
+      }
+      return await t.request(req, data);
+    };
+    const durable = await VdiVolume.open(request, "vol");
+    await durable.write(0, pattern(4096, 1));
+    await durable.flush();
+    assert.equal(flushes, 0, "durable writes need no flush");
+
+    const v = await VdiVolume.open(request, "vol", undefined, { writeFlags: Flag.CMD_WRITEBACK });
+    flags.length = 0;
+    await v.flush();
+    assert.equal(flushes, 0, "nothing written yet");
+    await v.write(OBJ - 100, pattern(200, 2));
+    assert.ok(flags.length >= 3, "a write and a create and the inode entry");
+    assert.ok(flags.every((f) => (f & Flag.CMD_WRITEBACK) !== 0), "every write is writeback");
+    await v.flush();
+    assert.equal(flushes, 1);
+    await v.flush();
+    assert.equal(flushes, 1, "nothing written since");
+
+    await v.write(0, pattern(100, 3));
+    hold = Promise.withResolvers<number>();
+    const first = v.flush();
+    const second = v.flush();
+    let secondDone = false;
+    second.then(() => secondDone = true, () => secondDone = true);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(secondDone, false, "the second flush waits for the first");
+    hold.resolve(Res.EIO);
+    for (const p of [first, second]) {
+      await assert.rejects(p, (e) => e instanceof VdiIoError && e.result === Res.EIO);
+    }
+    assert.equal(flushes, 2);
+    hold = null;
+    await v.flush();
+    assert.equal(flushes, 3, "the failed flush's writes are flushed again");
+    assert.deepEqual(await v.read(0, 100), pattern(100, 3));
   });
 });
