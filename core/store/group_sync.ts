@@ -1,5 +1,7 @@
 /**
  * Group commit of fdatasync for one open file: concurrent writers to the same file share flushes.
+ * (The same for any flush whose one run covers every caller that came before it started: the
+ * store's flush() of its writeback writes, a volume's FLUSH_NODES.)
  * A writer whose pwrite has returned asks for a flush; if none is running one starts, otherwise
  * the writer joins the next flush, which starts when the running one ends (the running one may
  * have begun before the writer's data reached the page cache, so it cannot count). At queue depth

@@ -142,11 +142,11 @@ export class PlainStore implements ObjectStore {
   /** A writeback create renamed a file into `obj/` that no directory fsync covered yet. */
   #dirUnflushed = false;
   /**
-   * The flush running, if any. A flush that starts meanwhile finds the objects it took gone from
-   * the unflushed set, so it is done only when that one is, and fails if it fails (they are then
-   * unflushed again, after the second one took its share).
+   * Concurrent flush() calls share their work (group commit): a call made while a flush runs
+   * waits for the next one, which starts when the running one ends and takes every object
+   * unflushed by then (the running one's too, when it failed).
    */
-  #flushing: Promise<void> | null = null;
+  readonly #flushGroup = new GroupSync(() => this.#flushOnce());
 
   private constructor(dir: string, options: PlainStoreOptions) {
     this.dir = dir;
@@ -267,23 +267,18 @@ export class PlainStore implements ObjectStore {
 
   async #flushPending(): Promise<void> {
     if (this.#nosync) return;
+    await this.#flushGroup.sync();
+  }
+
+  /**
+   * fdatasync of every unflushed object and fsync of `obj/` when a create needs it; on a failure
+   * they are all unflushed again.
+   */
+  async #flushOnce(): Promise<void> {
     const oids = [...this.#unflushed];
     const dir = this.#dirUnflushed;
     this.#unflushed = new Set();
     this.#dirUnflushed = false;
-    const running = this.#flushing;
-    const mine = this.#syncAll(oids, dir);
-    this.#flushing = mine;
-    const done = () => {
-      if (this.#flushing === mine) this.#flushing = null;
-    };
-    mine.then(done, done);
-    await mine;
-    if (running !== null) await running;
-  }
-
-  /** fdatasync of `oids` and fsync of `obj/` when `dir`; on a failure they are pending again. */
-  async #syncAll(oids: bigint[], dir: boolean): Promise<void> {
     try {
       for (let i = 0; i < oids.length; i += FLUSH_CONCURRENCY) {
         await Promise.all(oids.slice(i, i + FLUSH_CONCURRENCY).map((oid) => this.#syncObject(oid)));

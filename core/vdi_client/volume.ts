@@ -55,6 +55,7 @@ import { type DataIndex, INODE_FIRST_READ, PlainDataIndex, readDataIndex } from 
 import { ObjectLocks } from "./object_locks.ts";
 import { CreateGather } from "./create_gather.ts";
 import { EntryBatcher } from "./entry_batcher.ts";
+import { GroupSync } from "../store/group_sync.ts";
 
 /**
  * Sends one request to a sheep and resolves with the reply (header and payload); rejects only when
@@ -215,10 +216,11 @@ export class VdiVolume {
   /** A writeback write was acknowledged since the last flush() began. */
   #unflushed = false;
   /**
-   * The FLUSH_NODES in flight, if any: a flush() that starts meanwhile (and finds nothing written
-   * since) is done only when it is, and fails if it fails.
+   * Concurrent flush() calls share FLUSH_NODES requests (group commit): a call made while one is
+   * in flight waits for the next, which starts when that one ends and is sent when anything is
+   * unflushed by then (that one's writes too, when it failed).
    */
-  #flushing: Promise<void> | null = null;
+  readonly #flushGroup = new GroupSync(() => this.#flushNodes());
   readonly #gather: CreateGather;
   readonly #entries = new EntryBatcher((inodeVid, first, values) =>
     this.#writeEntries(first, values, inodeVid)
@@ -372,23 +374,17 @@ export class VdiVolume {
    * left to do: the sheep acknowledges a write only once every replica has it on stable storage.
    * With it, FLUSH_NODES (when anything was written since the last flush).
    */
-  async flush(): Promise<void> {
-    const running = this.#flushing;
-    if (this.#unflushed) {
-      this.#unflushed = false;
-      const mine = this.#flushNodes();
-      this.#flushing = mine;
-      const done = () => {
-        if (this.#flushing === mine) this.#flushing = null;
-      };
-      mine.then(done, done);
-      await mine;
-    }
-    if (running !== null) await running;
+  flush(): Promise<void> {
+    return this.#flushGroup.sync();
   }
 
-  /** FLUSH_NODES; on a failure the volume's writes count as unflushed again. */
+  /**
+   * FLUSH_NODES when anything was written since the last one; on a failure the volume's writes
+   * count as unflushed again.
+   */
   async #flushNodes(): Promise<void> {
+    if (!this.#unflushed) return;
+    this.#unflushed = false;
     const req = SdReq.of(Op.FLUSH_NODES, SD_SHEEP_PROTO_VER, {});
     req.obj.oid = vidToVdiOid(this.#vid);
     let reply: Reply;
