@@ -607,8 +607,11 @@ export function nbdBenchHeading(r: NbdBenchReport): string {
   return `## NBD export (three sheep, zones 0-2, copies 3, NBD served by the first)\n\n` +
     `${o.sizeMiB} MiB copied each way (each direction into a fresh VDI), ${o.randSeconds} s ` +
     `per fio job over the first VDI, median of ${o.repeats} repeats (fresh daemons and store ` +
-    `each); ${t.nbdcopy}, ${t["qemu-img"]}, ${t.fio}; ${r.fioNote}; sheep without -n (every ` +
-    `write durable on all three replicas before its reply); reads cold; raw figures: the ` +
+    `each); ${t.nbdcopy}, ${t["qemu-img"]}, ${t.fio}; ${r.fioNote}; sheep without -n; NBD ` +
+    `writes are writeback (acknowledged once all three replicas have them, durable on all three ` +
+    `at the client's FLUSH): nbdcopy --flush and qemu-img (which flushes before it disconnects) ` +
+    `are timed to the end of their final FLUSH, and the rows "fdatasync each" flush after every ` +
+    `write; reads cold; raw figures: the ` +
     `raw-limits jobs (${r.rawJobs.sizeMiB} MiB file, ${r.rawJobs.seconds} s) on the store's file ` +
     `system, each run in every repeat right before the phases compared with it (QD32 rows ` +
     `against raw QD16, the deepest raw job); ${r.cores} cores; measured ${r.startedAt}, machine ` +
