@@ -380,6 +380,10 @@ export class MemoryStore implements ObjectStore {
     return this.#run("moveToStale", oid, () => {
       assertEpoch(epoch);
       const obj = this.#get(oid);
+      // As the plain store: the object's writeback writes are made durable with the move.
+      this.#undo = this.#undo.filter((u) =>
+        !u.writeback || (u.kind === "bytes" ? u.data !== obj : u.kind !== "live" || u.oid !== oid)
+      );
       this.#setStale(staleFileName(oid, epoch), oid, epoch, obj, true);
       this.#setLive(oid, undefined, true);
     });

@@ -210,6 +210,20 @@ Deno.test("memory store: flush() makes writeback writes and creates durable", as
   assert.deepEqual(await store.read(OID, 5, 10), patternBytes(10, 2));
 });
 
+Deno.test("memory store: a move to the stale area makes the object's writeback writes durable", async () => {
+  const disk = new MemoryDisk();
+  let store = MemoryStore.open(disk);
+  await store.create(OID, 0, patternBytes(10, 1), 4096, { sparse: false, writeback: true });
+  await store.write(OID, 5, patternBytes(10, 2), true);
+  await store.create(OID2, 0, patternBytes(10, 3), 4096, { sparse: false, writeback: true });
+  await store.moveToStale(OID, 3);
+  await store.syncMoves();
+  store.crash();
+  store = MemoryStore.open(disk);
+  assert.deepEqual(await store.list(), []);
+  assert.deepEqual(await store.readStale(OID, 3, 5, 10), patternBytes(10, 2));
+});
+
 Deno.test("memory store: a crash in nosync mode drops everything since the last sync, newest first", async () => {
   const disk = new MemoryDisk();
   let store = MemoryStore.open(disk, { nosync: true });

@@ -141,6 +141,8 @@ export class PlainStore implements ObjectStore {
   #unflushed = new Set<bigint>();
   /** A writeback create renamed a file into `obj/` that no directory fsync covered yet. */
   #dirUnflushed = false;
+  /** The objects the running flush took and has not synced yet. */
+  #flushTaken = new Set<bigint>();
   /**
    * Concurrent flush() calls share their work (group commit): a call made while a flush runs
    * waits for the next one, which starts when the running one ends and takes every object
@@ -279,9 +281,15 @@ export class PlainStore implements ObjectStore {
     const dir = this.#dirUnflushed;
     this.#unflushed = new Set();
     this.#dirUnflushed = false;
+    this.#flushTaken = new Set(oids);
     try {
       for (let i = 0; i < oids.length; i += FLUSH_CONCURRENCY) {
-        await Promise.all(oids.slice(i, i + FLUSH_CONCURRENCY).map((oid) => this.#syncObject(oid)));
+        await Promise.all(
+          oids.slice(i, i + FLUSH_CONCURRENCY).map(async (oid) => {
+            await this.#syncObject(oid);
+            this.#flushTaken.delete(oid);
+          }),
+        );
       }
       if (dir) await this.#syncDir(this.objDir);
     } catch (err) {
@@ -289,12 +297,15 @@ export class PlainStore implements ObjectStore {
       for (const oid of oids) this.#unflushed.add(oid);
       if (dir) this.#dirUnflushed = true;
       throw err;
+    } finally {
+      this.#flushTaken = new Set();
     }
   }
 
   async remove(oid: bigint): Promise<void> {
     this.#assertOpen();
     this.#handles.invalidate(oid);
+    this.#unflushed.delete(oid);
     try {
       await fsp.unlink(this.#path(oid));
     } catch (err) {
@@ -361,12 +372,27 @@ export class PlainStore implements ObjectStore {
     this.#assertOpen();
     assertEpoch(epoch);
     this.#handles.invalidate(oid);
+    // Writeback writes not flushed yet go with the copy, where no flush() would find them: they
+    // are made durable here (a stale copy may be the source a later recovery trusts).
+    const unflushed = this.#unflushed.has(oid) || this.#flushTaken.has(oid);
     try {
       await fsp.rename(this.#path(oid), this.#stalePath(oid, epoch));
     } catch (err) {
       throw ioError(err, `moving ${objectFileName(oid)} to stale`);
     } finally {
       this.#handles.invalidate(oid);
+    }
+    if (!unflushed) return;
+    this.#unflushed.delete(oid);
+    try {
+      const f = await Deno.open(this.#stalePath(oid, epoch), { read: true });
+      try {
+        await f.syncData();
+      } finally {
+        f.close();
+      }
+    } catch (err) {
+      throw ioError(err, `flush of stale ${staleFileName(oid, epoch)}`);
     }
   }
 

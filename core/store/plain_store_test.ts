@@ -206,6 +206,8 @@ Deno.test("plain store keeps writeback writes and creates pending until flush(),
       });
       assert.equal(store.unflushedCount, 3);
       await store.remove(0x2n);
+      await store.moveToStale(0x807c2b2500000000n, 4);
+      assert.equal(store.unflushedCount, 1, "a move to stale syncs the object's writes");
       await store.flush();
       assert.equal(store.unflushedCount, 0);
       assert.deepEqual(await store.read(0x1n, 200, 10), patternBytes(10, 3));
