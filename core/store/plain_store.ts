@@ -24,12 +24,14 @@
  * - create() with `replace` renames the new object over the old one (atomic) and drops the
  *   cached handle of the old file.
  * - Writeback (write() with `writeback`, create() with `options.writeback`; the NBD export's
- *   writes): no fdatasync and no directory fsync before the write resolves; the oid joins the
- *   unflushed set, and flush() fdatasyncs every object in it and fsyncs `obj/` once. A durable
- *   write to an object still unflushed also fsyncs `obj/` when a writeback create left it
- *   unsynced, so that the object it made durable cannot vanish. Opening a store first syncs its
- *   file system (syncfs, sync_fs.ts): a previous process may have acknowledged writeback writes
- *   that no flush reached, and a later flush of this process must cover them too.
+ *   writes): the write resolves before it is durable, and its fdatasync (and, for a create, the
+ *   directory fsync) starts at once in the background (write-behind): the disk works while the
+ *   reply travels, and flush() mostly finds the work done. flush() waits for the background
+ *   syncs of every object written since the last flush (and syncs again those that failed). A
+ *   durable write to an object still unflushed also waits for its background sync, so that a
+ *   created object it made durable cannot vanish. Opening a store first syncs its file system
+ *   (syncfs, sync_fs.ts): a previous process may have acknowledged writeback writes that no
+ *   flush reached, and a later flush of this process must cover them too.
  *
  * Allocation: non-sparse objects are preallocated by writing zeros around the data (there is no
  * fallocate in Deno); full-object creates (recovery, 4 MiB writes) write only the data. Later
@@ -137,10 +139,8 @@ export class PlainStore implements ObjectStore {
   #objDirSync: GroupSync | null = null;
   #zeros: Uint8Array | null = null;
   #closed = false;
-  /** Objects written or created writeback since the last flush(). */
-  #unflushed = new Set<bigint>();
-  /** A writeback create renamed a file into `obj/` that no directory fsync covered yet. */
-  #dirUnflushed = false;
+  /** Objects written or created writeback since the last flush() (see Unflushed). */
+  #unflushed = new Map<bigint, Unflushed>();
   /** The objects the running flush took and has not synced yet. */
   #flushTaken = new Set<bigint>();
   /**
@@ -237,11 +237,13 @@ export class PlainStore implements ObjectStore {
       await writeFully(handle, data, offset);
       if (this.#nosync) return;
       if (writeback) {
-        this.#unflushed.add(oid);
+        this.#writeBehind(oid, false);
         return;
       }
       await flusher.sync();
-      if (this.#unflushed.has(oid) && this.#dirUnflushed) await this.#syncDir(this.objDir);
+      // A writeback create of this object may not have its directory entry on disk yet.
+      const pending = this.#unflushed.get(oid);
+      if (pending) await (pending.behind ?? this.#syncObject(oid, true));
     } catch (err) {
       throw ioError(err, `write ${objectFileName(oid)}`);
     } finally {
@@ -277,29 +279,52 @@ export class PlainStore implements ObjectStore {
    * they are all unflushed again.
    */
   async #flushOnce(): Promise<void> {
-    const oids = [...this.#unflushed];
-    const dir = this.#dirUnflushed;
-    this.#unflushed = new Set();
-    this.#dirUnflushed = false;
-    this.#flushTaken = new Set(oids);
+    const taken = [...this.#unflushed];
+    this.#unflushed = new Map();
+    this.#flushTaken = new Set(taken.map(([oid]) => oid));
+    const failed: bigint[] = [];
+    let firstErr: unknown = null;
     try {
-      for (let i = 0; i < oids.length; i += FLUSH_CONCURRENCY) {
+      for (let i = 0; i < taken.length; i += FLUSH_CONCURRENCY) {
         await Promise.all(
-          oids.slice(i, i + FLUSH_CONCURRENCY).map(async (oid) => {
-            await this.#syncObject(oid);
-            this.#flushTaken.delete(oid);
+          taken.slice(i, i + FLUSH_CONCURRENCY).map(async ([oid, { behind }]) => {
+            try {
+              // A failed background sync is not trusted: the object is synced again.
+              await (behind ?? this.#syncObject(oid, true)).catch(() =>
+                this.#syncObject(oid, true)
+              );
+              this.#flushTaken.delete(oid);
+            } catch (err) {
+              failed.push(oid);
+              firstErr ??= err;
+            }
           }),
         );
       }
-      if (dir) await this.#syncDir(this.objDir);
-    } catch (err) {
-      // Still pending: the next flush tries them all again.
-      for (const oid of oids) this.#unflushed.add(oid);
-      if (dir) this.#dirUnflushed = true;
-      throw err;
     } finally {
       this.#flushTaken = new Set();
     }
+    if (firstErr !== null) {
+      // Still pending: the next flush tries them again (unless written since, which syncs anew).
+      for (const oid of failed) {
+        if (!this.#unflushed.has(oid)) this.#unflushed.set(oid, { behind: null, created: true });
+      }
+      throw firstErr;
+    }
+  }
+
+  /**
+   * Starts the background sync of an object just written or created writeback (write-behind);
+   * a failure is reported by the flush() that waits for it.
+   */
+  #writeBehind(oid: bigint, created: boolean): void {
+    // The directory entry of a create since the last flush stays to be synced, by every later
+    // background sync of the object too (the flush waits for the latest one only).
+    const old = this.#unflushed.get(oid);
+    const dir = created || (old !== undefined && (old.created || old.behind === null));
+    const behind = this.#syncObject(oid, dir);
+    behind.catch(() => {});
+    this.#unflushed.set(oid, { behind, created: dir });
   }
 
   async remove(oid: bigint): Promise<void> {
@@ -587,8 +612,11 @@ export class PlainStore implements ObjectStore {
     }
   }
 
-  /** fdatasync of one object; one removed or moved to the stale area since needs nothing. */
-  async #syncObject(oid: bigint): Promise<void> {
+  /**
+   * fdatasync of one object, then an fsync of `obj/` when `dir` (its directory entry may be new);
+   * one removed or moved to the stale area since needs nothing.
+   */
+  async #syncObject(oid: bigint, dir: boolean): Promise<void> {
     let lease;
     try {
       lease = await this.#handles.acquire(oid);
@@ -603,6 +631,7 @@ export class PlainStore implements ObjectStore {
     } finally {
       lease.release();
     }
+    if (dir) await this.#syncDir(this.objDir);
   }
 
   /** Runs `op` once no other create or restore of `oid` is in flight. */
@@ -658,8 +687,7 @@ export class PlainStore implements ObjectStore {
     if (options.replace) this.#handles.invalidate(oid);
     if (this.#nosync) return;
     if (options.writeback) {
-      this.#unflushed.add(oid);
-      this.#dirUnflushed = true;
+      this.#writeBehind(oid, true);
       return;
     }
     await this.#syncDir(this.objDir);
@@ -805,6 +833,16 @@ export class PlainStore implements ObjectStore {
       await fh.close();
     }
   }
+}
+
+/**
+ * An object with writeback writes not covered by a flush() yet: the background sync started
+ * after its latest write (null: none, a failed flush left it to be synced anew), and whether a
+ * create since the last flush means its directory entry must be synced too.
+ */
+interface Unflushed {
+  readonly behind: Promise<void> | null;
+  readonly created: boolean;
 }
 
 /** Writes all of `data` at the file position of a Deno file (its writes run off the main thread). */
