@@ -42,6 +42,7 @@ import { createVdi, type Slot, Slots, waitRecovered } from "../tests/recovery_su
 import { median, type RawLimits } from "./harness/raw_limits.ts";
 import { dropPageCache, loadAverage } from "./sheep_io.ts";
 import { seqWrite } from "./workload.ts";
+import { CLIENT_BUSY_MAX_IN_FLIGHT, CLIENT_BUSY_PAUSE_RATIO } from "../core/recovery/progress.ts";
 
 const OBJ = 4 << 20;
 const BLOCK = 4096;
@@ -450,7 +451,10 @@ export function recoveryBenchHeading(r: RecoveryBenchReport): string {
     : "unknown";
   return `## Recovery after a node loss\n\n` +
     `${o.nodes.join(" and ")} sheep, each its own zone, copies ${COPIES}, durable writes, ` +
-    `recovery throttle ${o.throttle ?? "none (the default)"}; ${o.objects} objects of 4 MiB ` +
+    `recovery throttle ${o.throttle ?? "none (the default)"}; while a sheep serves client I/O ` +
+    `it fetches at most ${CLIENT_BUSY_MAX_IN_FLIGHT} objects nobody waits for at a time, and ` +
+    `for other client ops than creates pauses ${CLIENT_BUSY_PAUSE_RATIO}× as long as each took ` +
+    `(core/recovery/progress.ts); ${o.objects} objects of 4 MiB ` +
     `written (page cache dropped), then the last sheep SIGKILLed; window = SIGKILL → the last ` +
     `survivor purging its stale copies (every survivor recovered); rate = bytes the survivors ` +
     `fetched ÷ window. With 3 sheep a loss leaves 2 zones for 3 copies: nothing to ` +
