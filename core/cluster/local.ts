@@ -49,13 +49,15 @@ export const LOCAL_PROBE_TIMEOUT_MS = 1000;
 /** A dead member still listed this long after its LEAVE was posted gets another one. */
 const REPOST_LEAVE_MS = 2000;
 /**
- * A held connection that ended while its member still accepts probes is reopened at once this
- * many times between timed rounds. A SIGKILLed process's held connections may close just before
- * its listening socket does, so the first probe can still find it alive; the reopened hold then
- * fails at once and the next probe finds it dead. The bound keeps a member that cannot take a
- * hold (its backlog is full) from costing a busy loop.
+ * A held connection that ended while its member still accepts probes is reopened this many times
+ * between timed rounds, the first after HOLD_REOPEN_FIRST_MS and each next one after twice as long
+ * (5, 10, 20, 40, 80 ms). A SIGKILLed process's held connections may close just before its
+ * listening socket does (more so when the machine is loaded), so the first probe can still find it
+ * alive; a reopened hold then fails and the next probe finds it dead. The bound keeps a member that
+ * cannot take a hold (its backlog is full) from costing more than a few probes per round.
  */
-const HOLD_QUICK_REOPENS = 3;
+const HOLD_QUICK_REOPENS = 5;
+const HOLD_REOPEN_FIRST_MS = 5;
 /** Unlisted sockets are swept every this many probe rounds… */
 const SWEEP_EVERY_ROUNDS = 20;
 /** …when they refuse connections and are at least this old (a starting sheep is younger). */
@@ -80,6 +82,13 @@ export function probeTargets(me: string, listed: readonly string[], fanout: numb
     out.push(ring[(at + k) % ring.length]);
   }
   return out;
+}
+
+/** A connection held to a probe target (see LocalDriver.#holdTargets). */
+interface Held {
+  hold: MemberHold;
+  reopens: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** Options of the local driver. */
@@ -127,10 +136,10 @@ export class LocalDriver implements ClusterDriver {
   /** A held connection ended during a probe round: run another right after it. */
   #probeAgain = false;
   /**
-   * Connections held to the probe targets, and how often each was reopened at once since the last
-   * timed round (see HOLD_QUICK_REOPENS).
+   * Connections held to the probe targets, how often each was reopened since the last timed round
+   * (see HOLD_QUICK_REOPENS), and the timer of its next reopen.
    */
-  readonly #holds = new Map<string, { hold: MemberHold; reopens: number }>();
+  readonly #holds = new Map<string, Held>();
   /** Holds of former targets being closed (awaited by close()). */
   readonly #dropping = new Set<Promise<void>>();
   /** When this member last posted a LEAVE for each dead id. */
@@ -232,6 +241,7 @@ export class LocalDriver implements ClusterDriver {
       clearTimeout(this.#probeTimer);
       await this.#polling;
       await this.#probing;
+      for (const h of this.#holds.values()) clearTimeout(h.timer);
       await Promise.all([...this.#holds.values()].map((h) => h.hold.close()));
       this.#holds.clear();
       await Promise.all(this.#dropping);
@@ -340,7 +350,14 @@ export class LocalDriver implements ClusterDriver {
     clearTimeout(this.#probeTimer);
     if (!this.#active()) return;
     if (timed) {
-      for (const h of this.#holds.values()) h.reopens = 0;
+      for (const [id, h] of this.#holds) {
+        h.reopens = 0;
+        if (h.hold.ended) {
+          // Reopened by #holdTargets() after the round.
+          clearTimeout(h.timer);
+          this.#holds.delete(id);
+        }
+      }
     }
     this.#probing = this.#probeRound()
       .catch((e) => this.#fail("cannot report a dead member", e))
@@ -362,7 +379,8 @@ export class LocalDriver implements ClusterDriver {
 
   /**
    * Holds a connection to each current probe target; drops the holds of former targets, and
-   * reopens the ones that ended (at most HOLD_QUICK_REOPENS times between timed rounds).
+   * schedules the reopening of the ones that ended (at most HOLD_QUICK_REOPENS times between timed
+   * rounds).
    */
   #holdTargets(): void {
     if (!this.#active()) return;
@@ -372,8 +390,9 @@ export class LocalDriver implements ClusterDriver {
       this.#runner!.eventLog.watchList(),
       PROBE_FANOUT,
     );
-    for (const [id, { hold }] of this.#holds) {
+    for (const [id, { hold, timer }] of this.#holds) {
       if (!targets.includes(id)) {
+        clearTimeout(timer);
         this.#holds.delete(id);
         const p: Promise<void> = hold.close()
           .catch((e) => this.#fail("cannot close a held connection", e))
@@ -381,13 +400,23 @@ export class LocalDriver implements ClusterDriver {
         this.#dropping.add(p);
       }
     }
-    for (const id of targets) {
-      const h = this.#holds.get(id);
-      if (h !== undefined && (!h.hold.ended || h.reopens >= HOLD_QUICK_REOPENS)) continue;
+    const open = (id: string, reopens: number) =>
       this.#holds.set(id, {
         hold: new MemberHold(memberSocketPath(dir, id), () => this.#probeNow()),
-        reopens: h === undefined ? 0 : h.reopens + 1,
+        reopens,
+        timer: undefined,
       });
+    for (const id of targets) {
+      const h = this.#holds.get(id);
+      if (h === undefined) {
+        open(id, 0);
+        continue;
+      }
+      if (!h.hold.ended || h.timer !== undefined || h.reopens >= HOLD_QUICK_REOPENS) continue;
+      h.timer = setTimeout(() => {
+        h.timer = undefined;
+        if (this.#active() && this.#holds.get(id) === h) open(id, h.reopens + 1);
+      }, HOLD_REOPEN_FIRST_MS * 2 ** h.reopens);
     }
   }
 
