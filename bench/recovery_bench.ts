@@ -42,6 +42,7 @@ import { createVdi, type Slot, Slots, waitRecovered } from "../tests/recovery_su
 import { median, type RawLimits } from "./harness/raw_limits.ts";
 import { dropPageCache, loadAverage } from "./sheep_io.ts";
 import { seqWrite } from "./workload.ts";
+import { CLIENT_BUSY_MAX_IN_FLIGHT, CLIENT_BUSY_PAUSE_RATIO } from "../core/recovery/progress.ts";
 
 const OBJ = 4 << 20;
 const BLOCK = 4096;
@@ -122,7 +123,25 @@ export interface RecoveryRound {
   maxLatencyMs?: number;
   /** 1-minute load average at the start and the end of the round. */
   load: [number, number];
+  /**
+   * Where the window went: each survivor's "node left", "plan ready" and "recovery: done" times,
+   * ms after the kill, and the client's requests completed per TIMELINE_BUCKET_MS from
+   * TIMELINE_BEFORE_MS before the kill to the end of the window.
+   */
+  phases: SurvivorPhases[];
+  timeline?: number[];
 }
+
+/** When a survivor logged the loss, its plan and its end of recovery (ms; NaN: no line). */
+export interface SurvivorPhases {
+  left: number;
+  plan: number;
+  done: number;
+}
+
+/** The timeline's bucket, and how far before the kill it starts (ms). */
+export const TIMELINE_BUCKET_MS = 100;
+export const TIMELINE_BEFORE_MS = 500;
 
 /** The report. */
 export interface RecoveryBenchReport {
@@ -242,35 +261,47 @@ function props(line: string): Record<string, unknown> | null {
 async function recoveryFromLogs(
   survivors: Slot[],
   epoch: number,
-): Promise<{ bytes: number; end: number; left: number }> {
+): Promise<{ bytes: number; end: number; left: number; phases: SurvivorPhases[] }> {
   const deadline = Date.now() + LOG_LINE_DEADLINE_MS;
   for (;;) {
     let bytes = 0;
     let end = 0;
     let complete = 0;
     let left = Infinity;
+    const phases: SurvivorPhases[] = [];
     for (const s of survivors) {
       let fetched: number | null = null;
       let purged: number | null = null;
+      const ph: SurvivorPhases = { left: NaN, plan: NaN, done: NaN };
       for (const line of (await Deno.readTextFile(`${s.dir}/sheep.log`)).split("\n")) {
         if (line.includes("recovery: done")) {
           const p = props(line);
-          if (p?.epoch === epoch) fetched = Number(p.mb) * MB;
+          if (p?.epoch === epoch) {
+            fetched = Number(p.mb) * MB;
+            ph.done = logTime(line) ?? NaN;
+          }
+        } else if (line.includes("recovery: plan ready")) {
+          const p = props(line);
+          if (p?.epoch === epoch) ph.plan = logTime(line) ?? NaN;
         } else if (line.includes("stale objects purged")) {
           const p = props(line);
           if (p?.epoch === epoch) purged = logTime(line);
         } else if (line.includes("node left")) {
           const p = props(line);
-          if (p?.epoch === epoch) left = Math.min(left, logTime(line) ?? Infinity);
+          if (p?.epoch === epoch) {
+            ph.left = logTime(line) ?? NaN;
+            left = Math.min(left, ph.left);
+          }
         }
       }
+      phases.push(ph);
       if (fetched !== null && purged !== null) {
         complete++;
         bytes += fetched;
         end = Math.max(end, purged);
       }
     }
-    if (complete === survivors.length && left < Infinity) return { bytes, end, left };
+    if (complete === survivors.length && left < Infinity) return { bytes, end, left, phases };
     if (Date.now() > deadline) {
       throw new Error(`only ${complete}/${survivors.length} survivors logged epoch ${epoch}'s end`);
     }
@@ -314,7 +345,7 @@ async function round(n: number, kind: ClientKind, o: RecoveryBenchOptions): Prom
     } finally {
       await client?.stop();
     }
-    const { bytes, end, left } = await recoveryFromLogs(slots.up(), done.epoch);
+    const { bytes, end, left, phases } = await recoveryFromLogs(slots.up(), done.epoch);
     const windowMs = Math.max(1, end - t0);
     const r: RecoveryRound = {
       nodes: n,
@@ -324,6 +355,7 @@ async function round(n: number, kind: ClientKind, o: RecoveryBenchOptions): Prom
       detectMs: left - t0,
       rate: bytes / (windowMs / 1000),
       load: [load0, await loadAverage()],
+      phases: phases.map((p) => ({ left: p.left - t0, plan: p.plan - t0, done: p.done - t0 })),
     };
     if (client) {
       if (client.errors.length > 0) {
@@ -335,6 +367,10 @@ async function round(n: number, kind: ClientKind, o: RecoveryBenchOptions): Prom
       r.before = (b.n * unit) / o.beforeSeconds;
       r.during = (d.n * unit) / (windowMs / 1000);
       r.maxLatencyMs = d.maxMs;
+      r.timeline = [];
+      for (let at = t0 - TIMELINE_BEFORE_MS; at < end; at += TIMELINE_BUCKET_MS) {
+        r.timeline.push(client.count(at, at + TIMELINE_BUCKET_MS).n);
+      }
     }
     return r;
   } finally {
@@ -378,6 +414,16 @@ export async function runRecoveryBench(
               ? `, client ${r.before.toFixed(0)} → ${r.during!.toFixed(0)}`
               : ""),
         );
+        o.onProgress?.(
+          `bench:   survivors (left/plan/done ms): ${
+            r.phases.map((p) => `${p.left}/${p.plan}/${p.done}`).join(" ")
+          }` +
+            (r.timeline
+              ? `; client per ${TIMELINE_BUCKET_MS} ms from -${TIMELINE_BEFORE_MS}: ${
+                r.timeline.join(" ")
+              }`
+              : ""),
+        );
         report.rounds.push(r);
       }
     }
@@ -405,7 +451,10 @@ export function recoveryBenchHeading(r: RecoveryBenchReport): string {
     : "unknown";
   return `## Recovery after a node loss\n\n` +
     `${o.nodes.join(" and ")} sheep, each its own zone, copies ${COPIES}, durable writes, ` +
-    `recovery throttle ${o.throttle ?? "none (the default)"}; ${o.objects} objects of 4 MiB ` +
+    `recovery throttle ${o.throttle ?? "none (the default)"}; while a sheep serves client I/O ` +
+    `it fetches at most ${CLIENT_BUSY_MAX_IN_FLIGHT} objects nobody waits for at a time, and ` +
+    `for other client ops than creates pauses ${CLIENT_BUSY_PAUSE_RATIO}× as long as each took ` +
+    `(core/recovery/progress.ts); ${o.objects} objects of 4 MiB ` +
     `written (page cache dropped), then the last sheep SIGKILLed; window = SIGKILL → the last ` +
     `survivor purging its stale copies (every survivor recovered); rate = bytes the survivors ` +
     `fetched ÷ window. With 3 sheep a loss leaves 2 zones for 3 copies: nothing to ` +

@@ -11,8 +11,11 @@
  * the latest every `pollMs` (every FALLBACK_POLL_MS when the watch cannot be set up). Every
  * `probeMs` it probes the sockets of its PROBE_FANOUT successors (in id order) among the members
  * and pending joiners; one that refuses connections (or whose socket is gone) is dead, and the
- * prober posts its LEAVE (the state machine ignores duplicates) and removes the socket file. A
- * SIGKILLed sheep is thus seen gone by all within about probeMs plus a read. A restarted sheep
+ * prober posts its LEAVE (the state machine ignores duplicates) and removes the socket file.
+ * Between rounds each member holds a connection open to each of those successors (MemberHold):
+ * the kernel closes it when the successor's process dies, even by SIGKILL, and the member probes
+ * at once. A SIGKILLed sheep is thus seen gone by all within a probe and a read (a few ms), and
+ * within about probeMs plus a read should the hint be missed. A restarted sheep
  * gets a new id; its JOIN from the same address:port removes the old incarnation if it is still
  * listed. Pids are never used.
  *
@@ -24,6 +27,7 @@ import { ipv4ToAddr, type SdNode } from "../proto/node.ts";
 import type { ClusterDriver, ClusterHandlers } from "./driver.ts";
 import { LocalLog } from "./local_log.ts";
 import {
+  MemberHold,
   MemberSocket,
   memberSocketPath,
   newMemberId,
@@ -44,6 +48,16 @@ export const LOCAL_PROBE_MS = 250;
 export const LOCAL_PROBE_TIMEOUT_MS = 1000;
 /** A dead member still listed this long after its LEAVE was posted gets another one. */
 const REPOST_LEAVE_MS = 2000;
+/**
+ * A held connection that ended while its member still accepts probes is reopened this many times
+ * between timed rounds, the first after HOLD_REOPEN_FIRST_MS and each next one after twice as long
+ * (5, 10, 20, 40, 80 ms). A SIGKILLed process's held connections may close just before its
+ * listening socket does (more so when the machine is loaded), so the first probe can still find it
+ * alive; a reopened hold then fails and the next probe finds it dead. The bound keeps a member that
+ * cannot take a hold (its backlog is full) from costing more than a few probes per round.
+ */
+const HOLD_QUICK_REOPENS = 5;
+const HOLD_REOPEN_FIRST_MS = 5;
 /** Unlisted sockets are swept every this many probe rounds… */
 const SWEEP_EVERY_ROUNDS = 20;
 /** …when they refuse connections and are at least this old (a starting sheep is younger). */
@@ -68,6 +82,13 @@ export function probeTargets(me: string, listed: readonly string[], fanout: numb
     out.push(ring[(at + k) % ring.length]);
   }
   return out;
+}
+
+/** A connection held to a probe target (see LocalDriver.#holdTargets). */
+interface Held {
+  hold: MemberHold;
+  reopens: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** Options of the local driver. */
@@ -112,6 +133,15 @@ export class LocalDriver implements ClusterDriver {
   #probeTimer: ReturnType<typeof setTimeout> | undefined;
   #polling: Promise<void> | null = null;
   #probing: Promise<void> | null = null;
+  /** A held connection ended during a probe round: run another right after it. */
+  #probeAgain = false;
+  /**
+   * Connections held to the probe targets, how often each was reopened since the last timed round
+   * (see HOLD_QUICK_REOPENS), and the timer of its next reopen.
+   */
+  readonly #holds = new Map<string, Held>();
+  /** Holds of former targets being closed (awaited by close()). */
+  readonly #dropping = new Set<Promise<void>>();
   /** When this member last posted a LEAVE for each dead id. */
   readonly #reported = new Map<string, number>();
   #rounds = 0;
@@ -211,6 +241,10 @@ export class LocalDriver implements ClusterDriver {
       clearTimeout(this.#probeTimer);
       await this.#polling;
       await this.#probing;
+      for (const h of this.#holds.values()) clearTimeout(h.timer);
+      await Promise.all([...this.#holds.values()].map((h) => h.hold.close()));
+      this.#holds.clear();
+      await Promise.all(this.#dropping);
       this.#unwatch();
       await this.#watching;
       r?.stop("driver closed");
@@ -255,6 +289,7 @@ export class LocalDriver implements ClusterDriver {
       .catch((e) => this.#fail(`cannot read ${this.path}`, e))
       .finally(() => {
         this.#polling = null;
+        this.#holdTargets();
         // A new watch may have missed what was appended before it was set up: read once more.
         if (this.#log!.generation !== this.#watchedGeneration && this.#watch()) {
           this.#pollAgain = true;
@@ -302,15 +337,87 @@ export class LocalDriver implements ClusterDriver {
   }
 
   #scheduleProbe(): void {
+    clearTimeout(this.#probeTimer);
     if (!this.#active()) return;
-    this.#probeTimer = setTimeout(() => {
-      this.#probing = this.#probeRound()
-        .catch((e) => this.#fail("cannot report a dead member", e))
-        .finally(() => {
-          this.#probing = null;
-          this.#scheduleProbe();
-        });
-    }, this.#opts.probeMs ?? LOCAL_PROBE_MS);
+    this.#probeTimer = setTimeout(() => this.#runProbe(true), this.#opts.probeMs ?? LOCAL_PROBE_MS);
+  }
+
+  /**
+   * One probe round; `timed`: the periodic one, which also reopens the holds that ended. The next
+   * timed round is due probeMs after this one ends.
+   */
+  #runProbe(timed: boolean): void {
+    clearTimeout(this.#probeTimer);
+    if (!this.#active()) return;
+    if (timed) {
+      for (const [id, h] of this.#holds) {
+        h.reopens = 0;
+        if (h.hold.ended) {
+          // Reopened by #holdTargets() after the round.
+          clearTimeout(h.timer);
+          this.#holds.delete(id);
+        }
+      }
+    }
+    this.#probing = this.#probeRound()
+      .catch((e) => this.#fail("cannot report a dead member", e))
+      .finally(() => {
+        this.#probing = null;
+        this.#holdTargets();
+        const again = this.#probeAgain;
+        this.#probeAgain = false;
+        if (again) this.#runProbe(false);
+        else this.#scheduleProbe();
+      });
+  }
+
+  /** A held connection ended: probe now (or right after the round in progress). */
+  #probeNow(): void {
+    if (this.#probing !== null) this.#probeAgain = true;
+    else this.#runProbe(false);
+  }
+
+  /**
+   * Holds a connection to each current probe target; drops the holds of former targets, and
+   * schedules the reopening of the ones that ended (at most HOLD_QUICK_REOPENS times between timed
+   * rounds).
+   */
+  #holdTargets(): void {
+    if (!this.#active()) return;
+    const dir = this.#log!.dir;
+    const targets = probeTargets(
+      this.#runner!.me,
+      this.#runner!.eventLog.watchList(),
+      PROBE_FANOUT,
+    );
+    for (const [id, { hold, timer }] of this.#holds) {
+      if (!targets.includes(id)) {
+        clearTimeout(timer);
+        this.#holds.delete(id);
+        const p: Promise<void> = hold.close()
+          .catch((e) => this.#fail("cannot close a held connection", e))
+          .finally(() => this.#dropping.delete(p));
+        this.#dropping.add(p);
+      }
+    }
+    const open = (id: string, reopens: number) =>
+      this.#holds.set(id, {
+        hold: new MemberHold(memberSocketPath(dir, id), () => this.#probeNow()),
+        reopens,
+        timer: undefined,
+      });
+    for (const id of targets) {
+      const h = this.#holds.get(id);
+      if (h === undefined) {
+        open(id, 0);
+        continue;
+      }
+      if (!h.hold.ended || h.timer !== undefined || h.reopens >= HOLD_QUICK_REOPENS) continue;
+      h.timer = setTimeout(() => {
+        h.timer = undefined;
+        if (this.#active() && this.#holds.get(id) === h) open(id, h.reopens + 1);
+      }, HOLD_REOPEN_FIRST_MS * 2 ** h.reopens);
+    }
   }
 
   /**

@@ -5,6 +5,11 @@
  * member closed it) means dead; success means alive; anything else (a timeout under load) proves
  * nothing. Member ids are random, never pids, so a reused pid can never be mistaken for a member.
  *
+ * A prober also holds a connection open to each member it watches ({@linkcode MemberHold}): the
+ * kernel closes it when that process dies, so the prober learns of the death at once and probes
+ * then instead of at its next round. The end of a held connection is only a hint: the verdict is
+ * still the probe's, so it adds no false positive.
+ *
  * @module
  */
 
@@ -34,6 +39,8 @@ export function memberSocketPath(dir: string, id: string): string {
 export class MemberSocket {
   readonly path: string;
   readonly #listener: Deno.Listener;
+  /** Accepted connections still open (holds). */
+  readonly #conns = new Set<Deno.Conn>();
   readonly #loop: Promise<void>;
 
   private constructor(path: string, listener: Deno.Listener) {
@@ -62,12 +69,101 @@ export class MemberSocket {
   }
 
   async #acceptLoop(): Promise<void> {
+    const held = new Set<Promise<void>>();
     try {
-      // A probe only needs the connection to be accepted.
-      for await (const conn of this.#listener) conn.close();
+      // A probe only needs the connection to be accepted; a hold is kept open until its prober
+      // closes it or this process ends.
+      for await (const conn of this.#listener) {
+        const h = drain(conn, this.#conns).finally(() => held.delete(h));
+        held.add(h);
+      }
     } catch (e) {
       if (!(e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted)) throw e;
+    } finally {
+      for (const c of this.#conns) c.close();
+      this.#conns.clear();
+      await Promise.all(held);
     }
+  }
+}
+
+/** Reads `conn` until its peer closes it (or it is closed here), then closes it. */
+async function drain(conn: Deno.Conn, open: Set<Deno.Conn>): Promise<void> {
+  open.add(conn);
+  const buf = new Uint8Array(64);
+  try {
+    while (await conn.read(buf) !== null) {
+      // Nothing is ever sent on a hold: read only to see its end.
+    }
+  } catch (e) {
+    // A reset, or a close from here: the end this loop waits for.
+    if (!(e instanceof Error)) throw e;
+  } finally {
+    if (open.delete(conn)) conn.close();
+  }
+}
+
+/**
+ * A connection held open to a watched member. `onEnd` is called once when it ends other than by
+ * close(): the member's process died (the kernel closed its end), it closed its socket, or the
+ * connection could not be made. The caller then probes; the end itself proves nothing.
+ */
+export class MemberHold {
+  #conn: Deno.Conn | null = null;
+  #closed = false;
+  #ended = false;
+  readonly #run: Promise<void>;
+
+  constructor(path: string, onEnd: () => void) {
+    this.#run = this.#hold(path).then(() => {
+      if (!this.#closed) onEnd();
+    });
+  }
+
+  /** Whether the connection ended (not by close()). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  async #hold(path: string): Promise<void> {
+    let conn: Deno.Conn;
+    try {
+      conn = await Deno.connect({ transport: "unix", path });
+    } catch (e) {
+      // Refused, missing, or no room in the backlog: the probe that follows tells which.
+      if (!(e instanceof Error)) throw e;
+      this.#ended = true;
+      return;
+    }
+    if (this.#closed) {
+      conn.close();
+      return;
+    }
+    this.#conn = conn;
+    const buf = new Uint8Array(64);
+    try {
+      while (await conn.read(buf) !== null) {
+        // A member never sends anything on a hold.
+      }
+    } catch (e) {
+      // A reset (the end waited for; the probe that follows tells what it means) or close().
+      if (!(e instanceof Error)) throw e;
+    } finally {
+      if (this.#conn !== null) {
+        this.#conn = null;
+        conn.close();
+      }
+    }
+    this.#ended = !this.#closed;
+  }
+
+  /** Closes the connection; onEnd is not called any more. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const c = this.#conn;
+    this.#conn = null;
+    c?.close();
+    await this.#run;
   }
 }
 

@@ -20,6 +20,7 @@ import {
   probeTargets,
 } from "./local.ts";
 import { LocalLog, localPaths } from "./local_log.ts";
+import { MemberHold, MemberSocket, memberSocketPath, probe } from "./local_liveness.ts";
 
 const SCRIPT = new URL("./testdata/local_member.ts", import.meta.url).pathname;
 
@@ -156,6 +157,59 @@ Deno.test("local: a member killed with SIGKILL is seen gone by all others within
     for (const m of rest) assert.deepEqual(membersNow(m), rest.map((x) => `${x.label}/128`));
   } finally {
     await f.close();
+  }
+});
+
+Deno.test("local: a SIGKILLed member is seen gone through the connections held to it, not only by the timed probes", async () => {
+  // Timed probe rounds every 10 minutes: only the held connections can reveal the death in time.
+  const f = await localCluster({ probeMs: 600_000 });
+  try {
+    const ms = await Promise.all(Array.from({ length: 4 }, (_, i) => f.start(7250 + i)));
+    for (const [i, m] of ms.entries()) await m.join(`m${i}`);
+    await waitFor(() => ms.every((m) => membersNow(m).length === 4), "4 members");
+    const latencies: number[] = [];
+    for (let k = 0; k < 2; k++) {
+      const victim = ms[k];
+      const rest = ms.slice(k + 1);
+      const t0 = wallMs();
+      await victim.kill();
+      await waitFor(
+        () => rest.every((m) => leaveOf(m, victim) !== undefined),
+        `leave of ${victim.label}`,
+      );
+      latencies.push(Math.round(Math.max(...rest.map((m) => leaveOf(m, victim)!.t)) - t0));
+    }
+    report("SIGKILL detection ms through held connections", latencies);
+    const rest = ms.slice(2);
+    for (const m of rest) assert.deepEqual(membersNow(m), rest.map((x) => `${x.label}/128`));
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("local: a held connection ends when its member closes its socket, not when it is closed from the holder's side", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sdlocal" });
+  try {
+    const sock = MemberSocket.listen(dir, "a");
+    let ends = 0;
+    const own = new MemberHold(memberSocketPath(dir, "a"), () => ends++);
+    const other = new MemberHold(memberSocketPath(dir, "a"), () => ends++);
+    await sleep(50);
+    await own.close();
+    assert.equal(ends, 0);
+    assert.equal(own.ended, false);
+    assert.equal(await probe(memberSocketPath(dir, "a"), 1000), "alive");
+    await sock.close();
+    await waitFor(() => ends === 1, "the end of the hold");
+    assert.equal(other.ended, true);
+    await other.close();
+    assert.equal(ends, 1);
+    let gone = 0;
+    const late = new MemberHold(memberSocketPath(dir, "a"), () => gone++);
+    await waitFor(() => gone === 1, "the end of a hold that could not connect");
+    await late.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

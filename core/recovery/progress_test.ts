@@ -223,6 +223,46 @@ Deno.test("busy with client I/O, objects nobody waits for start only below busyM
   assert.throws(() => new NodeRecovery({ maxInFlight: 2, busyMaxInFlight: 3 }), AssertionError);
 });
 
+Deno.test("busy with latency-bound client I/O, recovery pauses after each object for as long as it took", () => {
+  const r = planned(1, [1n, 2n, 3n, 4n, 5n], {
+    maxInFlight: 4,
+    busyMaxInFlight: 2,
+    busyMs: 1000,
+    busyPauseRatio: 1,
+  });
+  r.clientIo(0);
+  assert.equal(started(r.next(0)), 1n);
+  assert.equal(started(r.next(10)), 2n);
+  r.finish(1, 1n, "recovered", 40);
+  assert.deepEqual(r.next(40), { kind: "wait", until: 80 }, "1 took 40 ms: pause until 80");
+  r.finish(1, 2n, "recovered", 50);
+  assert.deepEqual(r.next(50), { kind: "wait", until: 90 }, "2 took 40 ms too: until 90");
+  assert.equal(r.mustWait(5n, false), true);
+  assert.equal(started(r.next(60)), 5n, "a waited-for object is not paused");
+  r.finish(1, 5n, "recovered", 300);
+  assert.deepEqual(r.next(300).kind, "start", "nor does it pause the others");
+  assert.equal(started(r.next(300)), 4n);
+});
+
+Deno.test("recovery does not pause for creates only, nor once the client is gone", () => {
+  const r = planned(1, [1n, 2n, 3n], { maxInFlight: 4, busyMaxInFlight: 1, busyMs: 100 });
+  r.clientIo(0, true);
+  assert.equal(started(r.next(0)), 1n);
+  assert.deepEqual(r.next(0), { kind: "none" }, "busy with creates: the in-flight bound only");
+  r.finish(1, 1n, "recovered", 50);
+  assert.equal(started(r.next(50)), 2n, "no pause after it");
+  r.clientIo(60);
+  r.finish(1, 2n, "recovered", 90);
+  assert.deepEqual(r.next(90), { kind: "wait", until: 130 }, "a write: pause as long as 2 took");
+  assert.equal(started(r.next(130)), 3n);
+  const idle = planned(1, [1n, 2n], { maxInFlight: 1, busyMs: 100 });
+  idle.clientIo(0);
+  assert.equal(started(idle.next(0)), 1n);
+  idle.finish(1, 1n, "recovered", 200);
+  assert.equal(started(idle.next(200)), 2n, "no client op for busyMs: no pause");
+  assert.throws(() => new NodeRecovery({ busyPauseRatio: -1 }), AssertionError);
+});
+
 Deno.test("a transient failure retries the object after the delay, once the other objects are started", () => {
   const r = planned(1, [1n, 2n], { retryDelayMs: 30 });
   assert.equal(started(r.next(0)), 1n);

@@ -29,7 +29,9 @@
  * this node's own gateway) goes through io(): a read, write, remove or decref of an object this
  * node still has to recover waits for it and bumps it to the front; CREATE never waits (its
  * content is newer than any copy recovery could find) and replaces what is there. A wait ends
- * with the object's recovery, or with OLD_NODE_VER when the epoch changes meanwhile.
+ * with the object's recovery, or with OLD_NODE_VER when the epoch changes meanwhile. Every such
+ * op also tells NodeRecovery that a client is active, which then paces the objects nobody waits
+ * for (core/recovery/progress.ts: CLIENT_BUSY_MAX_IN_FLIGHT, CLIENT_BUSY_PAUSE_RATIO).
  *
  * `dog cluster recover disable` pauses the fetch loop except for objects requests wait for;
  * `enable` resumes it. Stale copies are kept until the recovery of the current epoch is complete
@@ -987,7 +989,7 @@ export class RecoveryExecutor {
    */
   async io<T>(oid: bigint, kind: IoKind, epoch: number, op: () => Promise<T>): Promise<T> {
     const s = this.#s;
-    this.#nr.clientIo(s.deps.now());
+    this.#nr.clientIo(s.deps.now(), kind === "create");
     if (s.cinfo.status === ClusterStatus.OK) {
       if (epoch < s.cinfo.epoch) throw new SdError(Res.OLD_NODE_VER);
       if (this.#gateEpoch === epoch) await this.#gate.promise;
