@@ -2,12 +2,13 @@
  * The NBD export of `sheep --nbd` with real NBD clients nobody here wrote (issue 7): qemu-img,
  * qemu-io, nbdinfo and nbdcopy against a sheep process. A 64 MiB random image goes in through
  * qemu-img and nbdcopy and comes back identical through qemu-img, nbdcopy and `dog vdi read`;
- * qemu-io reads, writes, discards, zeroes and flushes; snapshots are read-only exports; bad input
+ * and through tgt's sheepdog backing store over iSCSI; qemu-io reads, writes, discards, zeroes and
+ * flushes; snapshots are read-only exports; bad input
  * gets the right NBD error while the server keeps serving; a flushed write survives SIGKILL of
  * every sheep; and fio verifies random writes through nbdfuse.
  *
- * qemu-img, qemu-io, nbdinfo and nbdcopy are required (`.ci/run` installs them): without them the
- * test fails with a message saying what to install.
+ * qemu-img, qemu-io, nbdinfo, nbdcopy and tgt are required (`.ci/run` installs them): without them
+ * the test fails with a message saying what to install.
  *
  * @module
  */
@@ -21,6 +22,7 @@ import {
   spawnManaged,
   startCluster,
   startSheep,
+  startTgt,
   tempDir,
   waitUntil,
 } from "./harness/mod.ts";
@@ -40,6 +42,8 @@ const TOOLS: [string, string][] = [
   ["qemu-io", "qemu-utils"],
   ["nbdinfo", "libnbd-bin"],
   ["nbdcopy", "libnbd-bin"],
+  ["tgtd", "tgt"],
+  ["tgtadm", "tgt"],
 ];
 
 function assertZeros(b: Uint8Array, what: string): void {
@@ -115,6 +119,20 @@ Deno.test({
       await Deno.remove(outPath);
       assertSameBytes(await dogRead(sheep, "vol", IMAGE_SIZE), image, "dog vdi read");
     });
+
+    await t.step(
+      "the image written over NBD reads back identical through tgt (iSCSI)",
+      async () => {
+        await using exp = await startTgt({ sheepSocketPath: `${tmp.path}/store/sock`, vdi: "vol" });
+        const outPath = `${tmp.path}/iscsi.raw`;
+        await tool("qemu-img", ["convert", "-f", "raw", "-O", "raw", exp.url, outPath]);
+        const back = await Deno.readFile(outPath);
+        assert.equal(back.length, VDI_SIZE);
+        assertSameBytes(back.subarray(0, IMAGE_SIZE), image, "qemu-img read over iSCSI (tgt)");
+        assertZeros(back.subarray(IMAGE_SIZE), "past the image, over iSCSI");
+        await Deno.remove(outPath);
+      },
+    );
 
     await t.step("nbdcopy copies into a VDI and out of it", async () => {
       await tool("nbdcopy", [imgPath, url("copy")]);
