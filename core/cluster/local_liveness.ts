@@ -87,17 +87,27 @@ export class MemberSocket {
   }
 }
 
-/** Reads `conn` until its peer closes it (or it is closed here), then closes it. */
-async function drain(conn: Deno.Conn, open: Set<Deno.Conn>): Promise<void> {
-  open.add(conn);
+/**
+ * Reads `conn` until it ends: its peer closed it or went away (EOF, a reset), or it was closed
+ * here. Nothing is ever sent on a hold: the reads only wait for that end.
+ */
+async function readUntilEnd(conn: Deno.Conn): Promise<void> {
   const buf = new Uint8Array(64);
   try {
     while (await conn.read(buf) !== null) {
-      // Nothing is ever sent on a hold: read only to see its end.
+      // Whatever arrives is ignored.
     }
   } catch (e) {
-    // A reset, or a close from here: the end this loop waits for.
+    // A reset, or a close from here: the end this waits for.
     if (!(e instanceof Error)) throw e;
+  }
+}
+
+/** Holds an accepted connection until its prober closes it (or it is closed here). */
+async function drain(conn: Deno.Conn, open: Set<Deno.Conn>): Promise<void> {
+  open.add(conn);
+  try {
+    await readUntilEnd(conn);
   } finally {
     if (open.delete(conn)) conn.close();
   }
@@ -140,14 +150,9 @@ export class MemberHold {
       return;
     }
     this.#conn = conn;
-    const buf = new Uint8Array(64);
     try {
-      while (await conn.read(buf) !== null) {
-        // A member never sends anything on a hold.
-      }
-    } catch (e) {
-      // A reset (the end waited for; the probe that follows tells what it means) or close().
-      if (!(e instanceof Error)) throw e;
+      // Its end is the hint; the probe that follows tells what it means.
+      await readUntilEnd(conn);
     } finally {
       if (this.#conn !== null) {
         this.#conn = null;

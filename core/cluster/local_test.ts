@@ -57,6 +57,26 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/**
+ * SIGKILLs the first `count` members one at a time (the master first); for each, the ms from the
+ * kill to the last survivor's onLeave of it.
+ */
+async function killInTurn(ms: ContractMember[], count: number): Promise<number[]> {
+  const latencies: number[] = [];
+  for (let k = 0; k < count; k++) {
+    const victim = ms[k];
+    const rest = ms.slice(k + 1);
+    const t0 = wallMs();
+    await victim.kill();
+    await waitFor(
+      () => rest.every((m) => leaveOf(m, victim) !== undefined),
+      `leave of ${victim.label}`,
+    );
+    latencies.push(Math.round(Math.max(...rest.map((m) => leaveOf(m, victim)!.t)) - t0));
+  }
+  return latencies;
+}
+
 async function waitFor(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
@@ -137,20 +157,7 @@ Deno.test("local: a member killed with SIGKILL is seen gone by all others within
     const ms = await Promise.all(Array.from({ length: 6 }, (_, i) => f.start(7200 + i)));
     for (const [i, m] of ms.entries()) await m.join(`m${i}`);
     await waitFor(() => ms.every((m) => membersNow(m).length === 6), "6 members");
-    const latencies: number[] = [];
-    // Kill the master first, then others, one at a time.
-    for (let k = 0; k < 4; k++) {
-      const victim = ms[k];
-      const rest = ms.slice(k + 1);
-      const t0 = wallMs();
-      await victim.kill();
-      await waitFor(
-        () => rest.every((m) => leaveOf(m, victim) !== undefined),
-        `leave of ${victim.label}`,
-      );
-      const seen = Math.max(...rest.map((m) => leaveOf(m, victim)!.t));
-      latencies.push(Math.round(seen - t0));
-    }
+    const latencies = await killInTurn(ms, 4);
     report("SIGKILL detection ms (last member to deliver onLeave)", latencies);
     for (const l of latencies) assert.ok(l < 3000, `detection took ${l} ms`);
     const rest = ms.slice(4);
@@ -167,19 +174,9 @@ Deno.test("local: a SIGKILLed member is seen gone through the connections held t
     const ms = await Promise.all(Array.from({ length: 4 }, (_, i) => f.start(7250 + i)));
     for (const [i, m] of ms.entries()) await m.join(`m${i}`);
     await waitFor(() => ms.every((m) => membersNow(m).length === 4), "4 members");
-    const latencies: number[] = [];
-    for (let k = 0; k < 2; k++) {
-      const victim = ms[k];
-      const rest = ms.slice(k + 1);
-      const t0 = wallMs();
-      await victim.kill();
-      await waitFor(
-        () => rest.every((m) => leaveOf(m, victim) !== undefined),
-        `leave of ${victim.label}`,
-      );
-      latencies.push(Math.round(Math.max(...rest.map((m) => leaveOf(m, victim)!.t)) - t0));
-    }
+    const latencies = await killInTurn(ms, 2);
     report("SIGKILL detection ms through held connections", latencies);
+    for (const l of latencies) assert.ok(l < 3000, `detection took ${l} ms`);
     const rest = ms.slice(2);
     for (const m of rest) assert.deepEqual(membersNow(m), rest.map((x) => `${x.label}/128`));
   } finally {

@@ -244,15 +244,13 @@ export interface GoRequest {
 export function decodeGoRequest(data: Uint8Array): GoRequest | null {
   if (data.length < 6) return null;
   const v = view(data, data.length);
-  const nameLen = v.getUint32(0);
-  if (4 + nameLen + 2 > data.length) return null;
-  const name = decodeUtf8(data.subarray(4, 4 + nameLen));
-  if (name === null) return null;
-  const count = v.getUint16(4 + nameLen);
-  if (4 + nameLen + 2 + 2 * count !== data.length) return null;
+  const name = decodeString(data, v, 0);
+  if (name === null || name.end + 2 > data.length) return null;
+  const count = v.getUint16(name.end);
+  if (name.end + 2 + 2 * count !== data.length) return null;
   const infos: number[] = [];
-  for (let i = 0; i < count; i++) infos.push(v.getUint16(4 + nameLen + 2 + 2 * i));
-  return { name, infos };
+  for (let i = 0; i < count; i++) infos.push(v.getUint16(name.end + 2 + 2 * i));
+  return { name: name.text, infos };
 }
 
 /** Encodes NBD_OPT_INFO / NBD_OPT_GO data (for clients and tests). */
@@ -442,23 +440,18 @@ export interface MetaContextRequest {
 export function decodeMetaContextRequest(data: Uint8Array): MetaContextRequest | null {
   if (data.length < 8) return null;
   const v = view(data, data.length);
-  const nameLen = v.getUint32(0);
-  if (4 + nameLen + 4 > data.length) return null;
-  const exportName = decodeUtf8(data.subarray(4, 4 + nameLen));
-  if (exportName === null) return null;
-  const count = v.getUint32(4 + nameLen);
+  const name = decodeString(data, v, 0);
+  if (name === null || name.end + 4 > data.length) return null;
+  const count = v.getUint32(name.end);
   const queries: string[] = [];
-  let at = 8 + nameLen;
+  let at = name.end + 4;
   for (let i = 0; i < count; i++) {
-    if (at + 4 > data.length) return null;
-    const len = v.getUint32(at);
-    if (at + 4 + len > data.length) return null;
-    const q = decodeUtf8(data.subarray(at + 4, at + 4 + len));
+    const q = decodeString(data, v, at);
     if (q === null) return null;
-    queries.push(q);
-    at += 4 + len;
+    queries.push(q.text);
+    at = q.end;
   }
-  return at === data.length ? { exportName, queries } : null;
+  return at === data.length ? { exportName: name.text, queries } : null;
 }
 
 /** Encodes meta context option data (for clients and tests). */
@@ -487,6 +480,22 @@ export function encodeMetaContextReplyData(id: number, name: string): Uint8Array
   new DataView(out.buffer).setUint32(0, id);
   out.set(n, 4);
   return out;
+}
+
+/**
+ * The UTF-8 string at `at` of option data, prefixed by its u32 length (`v` views `data`), and
+ * where it ends; null when it runs past the data or is not valid UTF-8.
+ */
+function decodeString(
+  data: Uint8Array,
+  v: DataView,
+  at: number,
+): { text: string; end: number } | null {
+  if (at + 4 > data.length) return null;
+  const end = at + 4 + v.getUint32(at);
+  if (end > data.length) return null;
+  const text = decodeUtf8(data.subarray(at + 4, end));
+  return text === null ? null : { text, end };
 }
 
 function view(b: Uint8Array, need: number): DataView {

@@ -153,10 +153,10 @@ export class VdiExports implements NbdExportProvider {
   readonly #opts: VdiExportsOptions;
   readonly #buffers: BufferPool;
   readonly #volumes = new Map<string, SharedVolume>();
-  /** RELEASE_VDI requests of ended connections still in flight. */
-  readonly #unlocks = new Set<Promise<void>>();
-  /** Failed releases when there is no onUnlockError, for unlocked() to throw. */
-  readonly #unlockErrors: unknown[] = [];
+  /** What ended connections left running: their flushes and RELEASE_VDI requests. */
+  readonly #closing = new Set<Promise<void>>();
+  /** Failures of those that no callback was told of, for settled() to throw. */
+  readonly #closeErrors: unknown[] = [];
 
   constructor(request: SheepRequest, opts: VdiExportsOptions = {}) {
     this.#request = request;
@@ -206,10 +206,26 @@ export class VdiExports implements NbdExportProvider {
    * Resolves when the volumes of every ended connection are flushed and their VDI locks released;
    * throws the failures nobody was told about (no onIoError / onUnlockError).
    */
-  async unlocked(): Promise<void> {
-    while (this.#unlocks.size > 0) await Promise.allSettled([...this.#unlocks]);
-    const errors = this.#unlockErrors.splice(0);
-    if (errors.length > 0) throw new AggregateError(errors, "VDI locks were not released");
+  async settled(): Promise<void> {
+    while (this.#closing.size > 0) await Promise.allSettled([...this.#closing]);
+    const errors = this.#closeErrors.splice(0);
+    if (errors.length > 0) {
+      throw new AggregateError(
+        errors,
+        "ended connections were not flushed or their locks released",
+      );
+    }
+  }
+
+  /**
+   * Runs what a connection's end leaves to do in the background (a connection ends
+   * synchronously); `report` tells of a failure, and returns false when nobody was told.
+   */
+  #inBackground(work: Promise<void>, report: (e: unknown) => boolean): void {
+    const p: Promise<void> = work.catch((e) => {
+      if (!report(e)) this.#closeErrors.push(e);
+    }).finally(() => this.#closing.delete(p));
+    this.#closing.add(p);
   }
 
   async open(
@@ -291,11 +307,11 @@ export class VdiExports implements NbdExportProvider {
    * soon, instead of whenever another flush comes. A failure is reported as an I/O error.
    */
   #flushAfterClose(exportName: string, volume: VdiVolume): void {
-    const p: Promise<void> = volume.flush().catch((e) => {
-      if (e instanceof SdError && this.#opts.onIoError) this.#opts.onIoError(exportName, e);
-      else this.#unlockErrors.push(e);
-    }).finally(() => this.#unlocks.delete(p));
-    this.#unlocks.add(p);
+    this.#inBackground(volume.flush(), (e) => {
+      if (!(e instanceof SdError) || !this.#opts.onIoError) return false;
+      this.#opts.onIoError(exportName, e);
+      return true;
+    });
   }
 
   /**
@@ -313,7 +329,7 @@ export class VdiExports implements NbdExportProvider {
       req.vdi.type = LockType.NORMAL;
       return (await this.#request(req, payload)).rsp.result;
     };
-    const p: Promise<void> = (async () => {
+    const work = (async () => {
       let result = await release(vid);
       if (result === Res.VDI_NOT_LOCKED) {
         // A snapshot taken meanwhile moved the lock to the new working VDI (vdi_lock.ts), which
@@ -324,11 +340,12 @@ export class VdiExports implements NbdExportProvider {
       if (result !== Res.SUCCESS) {
         throw new SdError(result, `cannot unlock VDI ${name}: ${resultText(result)}`);
       }
-    })().catch((e) => {
-      if (this.#opts.onUnlockError) this.#opts.onUnlockError(exportName, e);
-      else this.#unlockErrors.push(e);
-    }).finally(() => this.#unlocks.delete(p));
-    this.#unlocks.add(p);
+    })();
+    this.#inBackground(work, (e) => {
+      if (!this.#opts.onUnlockError) return false;
+      this.#opts.onUnlockError(exportName, e);
+      return true;
+    });
   }
 
   async #acquire(key: string, vid: number, reading: ExportNameReading): Promise<SharedVolume> {

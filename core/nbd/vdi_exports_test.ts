@@ -145,11 +145,11 @@ Deno.test("VdiExports on a locking cluster: a working VDI has one writer, releas
     assert.ok(snap.readOnly);
     snap.close();
     a.close();
-    await exports.unlocked();
+    await exports.settled();
     const b = (await exports.open("vol"))!;
     await b.write(0, new Uint8Array([5]));
     b.close();
-    await exports.unlocked();
+    await exports.settled();
     assert.equal(exports.openVolumes, 0);
   }, { clusterFlags: ClusterFlag.USE_LOCK });
 });
@@ -163,6 +163,6 @@ Deno.test("VdiExports without locking offers multi-conn and shares a working VDI
     assert.equal(a.multiConn, true);
     a.close();
     b.close();
-    await exports.unlocked();
+    await exports.settled();
   });
 });

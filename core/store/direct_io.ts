@@ -30,7 +30,7 @@ const LIBC_SYMBOLS = {
 type LibC = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
 
 /** O_CLOEXEC on Linux (x86-64 and arm64 alike); not among node:fs's constants. */
-const O_CLOEXEC = 0o2000000;
+export const O_CLOEXEC = 0o2000000;
 
 /** Opens libc for the O_DIRECT calls; null where they cannot be made (not Linux/glibc, no FFI). */
 function openLibc(): LibC | null {

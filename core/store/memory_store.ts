@@ -381,9 +381,9 @@ export class MemoryStore implements ObjectStore {
       assertEpoch(epoch);
       const obj = this.#get(oid);
       // As the plain store: the object's writeback writes are made durable with the move.
-      this.#undo = this.#undo.filter((u) =>
-        !u.writeback || (u.kind === "bytes" ? u.data !== obj : u.kind !== "live" || u.oid !== oid)
-      );
+      const ofObject = (u: Undo) =>
+        (u.kind === "bytes" && u.data === obj) || (u.kind === "live" && u.oid === oid);
+      this.#undo = this.#undo.filter((u) => !(u.writeback && ofObject(u)));
       this.#setStale(staleFileName(oid, epoch), oid, epoch, obj, true);
       this.#setLive(oid, undefined, true);
     });

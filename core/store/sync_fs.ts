@@ -14,6 +14,7 @@
 
 import { constants } from "node:fs";
 import { ffiAllowed } from "../buffer_pool.ts";
+import { O_CLOEXEC } from "./direct_io.ts";
 
 const LIBC_SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32", nonblocking: true },
@@ -21,8 +22,6 @@ const LIBC_SYMBOLS = {
   close: { parameters: ["i32"], result: "i32", nonblocking: true },
 } as const;
 
-/** O_CLOEXEC on Linux (x86-64 and arm64 alike); not among node:fs's constants. */
-const O_CLOEXEC = 0o2000000;
 /** Files fdatasync'ed at once by the fallback. */
 const FALLBACK_CONCURRENCY = 32;
 
